@@ -1,0 +1,40 @@
+# Two entry points: `make run` (the whole pipeline on the embedded emulator) and `make test`.
+# Both create and fill .venv themselves, so a fresh clone needs nothing installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format bench clean help
+
+help:
+	@echo "make run    - start emulator, gateway, consumer and aggregator on 127.0.0.1 (Ctrl-C stops all)"
+	@echo "make test   - lint and run the whole test suite"
+	@echo "make bench  - run the benchmarks under bench/ and print their numbers"
+	@echo "make format - format the code with ruff"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m devstack $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	@for b in bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache cdk/cdk.out

@@ -1,0 +1,82 @@
+"""The one settings object, read from the environment (names kept from the seed service).
+
+Build it in ``main()`` and pass it down; never read the environment anywhere else. AWS endpoints are
+deliberately absent: boto3 reads AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["NEW_RELIC_ENDPOINTS", "Settings"]
+
+NEW_RELIC_ENDPOINTS = {
+    "US": "https://log-api.newrelic.com/log/v1",
+    "EU": "https://log-api.eu.newrelic.com/log/v1",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", populate_by_name=True)
+
+    # --- auth -------------------------------------------------------------------------------
+    devops_events_secret_token: SecretStr | None = Field(
+        default=None,
+        description="Shared token; when set it is used instead of Secrets Manager.",
+    )
+    secret_store_name: str = Field(
+        default="DevOpsSecretStore", description="Secrets Manager secret holding the token(s)."
+    )
+    token_refresh_seconds: float = Field(
+        default=60.0, gt=0, description="How often the gateway re-reads the secret (rotation)."
+    )
+
+    # --- stream -----------------------------------------------------------------------------
+    devops_stream_name: str = Field(default="devops-events", description="Kinesis stream.")
+
+    # --- Timestream ---------------------------------------------------------------------------
+    devops_db_name: str = Field(default="DORAStats", description="Timestream database.")
+    devops_table_name: str = Field(default="DORARawEventsTest", description="Timestream table.")
+
+    # --- New Relic ----------------------------------------------------------------------------
+    logger_api_key: SecretStr | None = Field(
+        default=None, description="New Relic license/ingest key; unset turns the New Relic sink off."
+    )
+    new_relic_region: Literal["US", "EU"] = "US"
+    new_relic_log_endpoint: str | None = Field(
+        default=None, description="Explicit Log API URL; overrides NEW_RELIC_REGION."
+    )
+
+    # --- aggregator ---------------------------------------------------------------------------
+    deployment_freq_timeframe_day: int = Field(default=30, ge=1, le=365)
+    aggregator_emit_interval_seconds: float = Field(default=3600.0, gt=0)
+    aggregator_state_table: str = Field(default="devops-metrics-aggregator-state")
+
+    # --- KCL applications / dead letters ------------------------------------------------------
+    consumer_application_name: str = "devops-metrics-consumer"
+    aggregator_application_name: str = "devops-metrics-aggregator"
+    dead_letter_queue_name: str = "devops-events-dlq"
+
+    # --- gateway ------------------------------------------------------------------------------
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, description="Requests above this get a 413.")
+    batch_max_records: int = Field(default=500, ge=1, le=500)
+    batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5 * 1024 * 1024)
+    batch_linger_ms: float = Field(default=5.0, ge=0, description="Max wait before a partial batch is sent.")
+    batch_max_pending: int = Field(default=20_000, ge=1, description="Queue bound; beyond it: 503.")
+    batch_max_in_flight: int = Field(default=4, ge=1, description="Concurrent PutRecords calls.")
+    batch_retry_deadline_seconds: float = Field(
+        default=10.0, gt=0, description="How long failed entries are retried before the request gets 503."
+    )
+
+    # --- logging ------------------------------------------------------------------------------
+    log_level: str = "INFO"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def new_relic_url(self) -> str:
+        return self.new_relic_log_endpoint or NEW_RELIC_ENDPOINTS[self.new_relic_region]

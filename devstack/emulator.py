@@ -1,0 +1,138 @@
+"""The embedded AWS emulator: moto's server app served by hypercorn.
+
+moto's own server (werkzeug) speaks HTTP/1.1 only, but the KCL's Kinesis client speaks HTTP/2 only;
+hypercorn serves HTTP/1.1 and cleartext HTTP/2 (h2c) on one port, so boto3 and the real
+MultiLangDaemon can share one emulator. Run embedded (``Emulator().start()``, a background thread)
+or standalone (``python -m devstack.emulator --port 4566``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+__all__ = ["Emulator", "free_port", "wait_for_http"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_BODY = 64 * 1024 * 1024
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we built
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f}s") from None
+            time.sleep(0.05)
+
+
+def _moto_app() -> Any:
+    from hypercorn.middleware import AsyncioWSGIMiddleware
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return AsyncioWSGIMiddleware(DomainDispatcherApplication(create_backend_app), max_body_size=_MAX_BODY)
+
+
+async def serve(host: str, port: int, shutdown: asyncio.Event) -> None:
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.keep_alive_timeout = 75
+    config.h2_max_concurrent_streams = 256
+    await hypercorn_serve(_moto_app(), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+
+
+class Emulator:
+    """moto + hypercorn on a background thread with its own event loop."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4566) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Emulator:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._shutdown = asyncio.Event()
+            ready.set()
+            self._loop.run_until_complete(serve(self.host, self.port, self._shutdown))
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="aws-emulator", daemon=True)
+        self._thread.start()
+        ready.wait(timeout)
+        wait_for_http(f"{self.url}/moto-api/", timeout)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop and self._shutdown and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._shutdown.set)
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.emulator",
+        description="Serve moto's AWS emulator over HTTP/1.1 and h2c (HTTP/2 cleartext) with hypercorn.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
+    args = parser.parse_args(argv)
+    port = args.port or free_port(args.host)
+
+    async def run() -> None:
+        shutdown = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, shutdown.set)
+        task = asyncio.create_task(serve(args.host, port, shutdown))
+        await asyncio.to_thread(wait_for_http, f"http://{args.host}:{port}/moto-api/")
+        # One JSON line on stdout tells a parent process where we are.
+        print(json.dumps({"ready": True, "url": f"http://{args.host}:{port}"}), flush=True)
+        await task
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

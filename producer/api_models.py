@@ -1,0 +1,45 @@
+"""Response bodies of the gateway's HTTP API (they also feed /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Accepted", "BatchItemResult", "BatchResponse", "ErrorBody", "FieldError", "Health"]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. 'repo' or '3.event'.")
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable error code, e.g. validation_error, unauthorized.")
+    detail: str | list[FieldError] = Field(description="What is wrong and how to fix it.")
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    event_id: str
+    shard_id: str
+    sequence_number: str
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int = Field(description="202 accepted, 422 invalid, 503 not written (retry it).")
+    event_id: str | None = None
+    error: str | None = None
+    detail: str | list[FieldError] | None = None
+
+
+class BatchResponse(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,93 @@
+"""The gateway's app factory: ``create_app(settings)`` is used by main() and by the tests alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiobotocore.session import get_session
+from aiohttp import web
+
+from devops_core.aws import aio_client, client_config
+from devops_core.settings import Settings
+from producer.auth import TokenStore
+from producer.auth_middleware import auth_middleware
+from producer.batcher import KinesisBatcher
+from producer.errors import error_middleware
+from producer.handlers import MAX_BATCH_EVENTS, setup_routes
+from producer.openapi import build_openapi
+from producer.state import BATCHER, HEALTH_CLIENT, KINESIS_CLIENT, OPENAPI, READY_CACHE, SETTINGS, TOKENS
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
+    """One connection-pooled Kinesis client for writes, one fail-fast client for readiness probes."""
+    session = get_session()
+    write_config = client_config(max_attempts=3, connect_timeout=2, read_timeout=5, max_pool_connections=16)
+    probe_config = client_config(max_attempts=1, connect_timeout=1, read_timeout=2)
+    async with (
+        aio_client("kinesis", config=write_config, session=session) as kinesis,
+        aio_client("kinesis", config=probe_config, session=session) as probe,
+    ):
+        app[KINESIS_CLIENT] = kinesis
+        app[HEALTH_CLIENT] = probe
+        yield
+
+
+async def _token_store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.devops_events_secret_token is not None:
+        store = TokenStore(static_token=settings.devops_events_secret_token.get_secret_value())
+        await store.start()
+        app[TOKENS] = store
+        yield
+        return
+    probe_config = client_config(max_attempts=2, connect_timeout=2, read_timeout=5)
+    async with aio_client("secretsmanager", config=probe_config) as secrets:
+        store = TokenStore(
+            secret_id=settings.secret_store_name,
+            fetch_secret=secrets.get_secret_value,
+            refresh_seconds=settings.token_refresh_seconds,
+        )
+        await store.start()
+        app[TOKENS] = store
+        logger.info("auth configured", extra={"token_source": store.source, "loaded": store.loaded})
+        yield
+        await store.stop()
+
+
+async def _batcher(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    batcher = KinesisBatcher(
+        app[KINESIS_CLIENT],
+        settings.devops_stream_name,
+        max_records=settings.batch_max_records,
+        max_bytes=settings.batch_max_bytes,
+        linger=settings.batch_linger_ms / 1000,
+        max_pending=settings.batch_max_pending,
+        max_in_flight=settings.batch_max_in_flight,
+        retry_deadline=settings.batch_retry_deadline_seconds,
+    )
+    batcher.start()
+    app[BATCHER] = batcher
+    yield
+    # Runs before the Kinesis client closes (cleanup_ctx unwinds in reverse): drain first.
+    pending = batcher.pending
+    await batcher.close()
+    logger.info("batcher drained", extra={"drained": pending, "sent": batcher.stats.records_sent})
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[READY_CACHE] = {}
+    app[OPENAPI] = build_openapi(max_body_bytes=settings.max_body_bytes, max_batch=MAX_BATCH_EVENTS)
+    app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher])
+    setup_routes(app)
+    return app

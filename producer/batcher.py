@@ -1,0 +1,253 @@
+"""Micro-batching of Kinesis PutRecords.
+
+Each HTTP request puts its record in a queue and awaits a future; a flusher sends up to 500 records
+/ 5 MiB per PutRecords as soon as a batch is full or the oldest record has waited ``linger``
+seconds. A request is answered 202 only when its own entry came back with a sequence number.
+
+Retries are split by who can see the failure: botocore's standard retry mode retries whole calls
+(throttling, 5xx, connection errors); only this class can see entries that failed inside a
+successful PutRecords (FailedRecordCount > 0), so it resends exactly those, with capped, jittered
+backoff, until ``retry_deadline``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = ["BatcherClosed", "KinesisBatcher", "KinesisUnavailable", "PutResult", "QueueFull"]
+
+logger = logging.getLogger(__name__)
+
+# Kinesis PutRecords limits: 500 entries, 5 MiB in total, 1 MiB per entry (data + partition key).
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+class KinesisUnavailable(Exception):
+    """Kinesis did not accept the record in time; the client should retry (HTTP 503)."""
+
+
+class QueueFull(KinesisUnavailable):
+    """Too many records are waiting; shed load instead of growing memory (HTTP 503)."""
+
+
+class BatcherClosed(KinesisUnavailable):
+    """The gateway is shutting down."""
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    shard_id: str
+    sequence_number: str
+
+
+@dataclass(slots=True)
+class _Entry:
+    data: bytes
+    partition_key: str
+    future: asyncio.Future[PutResult]
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.data) + len(self.partition_key.encode("utf-8"))
+
+
+@dataclass
+class BatcherStats:
+    calls: int = 0
+    records_sent: int = 0
+    entries_retried: int = 0
+    calls_failed: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+class KinesisBatcher:
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        *,
+        max_records: int = MAX_BATCH_RECORDS,
+        max_bytes: int = MAX_BATCH_BYTES,
+        linger: float = 0.005,
+        max_pending: int = 20_000,
+        max_in_flight: int = 4,
+        retry_deadline: float = 10.0,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 2.0,
+    ) -> None:
+        self._client = client
+        self._stream = stream_name
+        self._max_records = min(max_records, MAX_BATCH_RECORDS)
+        self._max_bytes = min(max_bytes, MAX_BATCH_BYTES)
+        self._linger = linger
+        self._max_pending = max_pending
+        self._retry_deadline = retry_deadline
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._pending: deque[_Entry] = deque()
+        self._pending_bytes = 0
+        self._has_work = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+        self.stats = BatcherStats()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._run(), name="kinesis-batcher")
+
+    async def close(self, drain_seconds: float = 30.0) -> None:
+        """Stop taking records, send everything queued, wait for in-flight calls (drain)."""
+        self._closing = True
+        self._has_work.set()
+        self._batch_full.set()
+        if self._flusher:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._flusher), drain_seconds)
+            except TimeoutError:
+                logger.error("batcher drain timed out", extra={"pending": len(self._pending)})
+                self._flusher.cancel()
+        for entry in self._pending:  # only after a timed-out drain
+            _fail(entry, BatcherClosed("gateway shut down before the record was sent"))
+        self._pending.clear()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- producer side -------------------------------------------------------------------------
+    def submit(self, data: bytes, partition_key: str) -> asyncio.Future[PutResult]:
+        """Queue one record; the future resolves once Kinesis has accepted it."""
+        if self._closing:
+            raise BatcherClosed("gateway is shutting down")
+        if len(self._pending) >= self._max_pending:
+            raise QueueFull(f"{len(self._pending)} records are waiting for Kinesis")
+        entry = _Entry(data, partition_key, asyncio.get_running_loop().create_future())
+        if entry.size > MAX_RECORD_BYTES:
+            raise ValueError("record larger than Kinesis' 1 MiB limit")
+        self._pending.append(entry)
+        self._pending_bytes += entry.size
+        self._has_work.set()
+        if len(self._pending) >= self._max_records or self._pending_bytes >= self._max_bytes:
+            self._batch_full.set()
+        return entry.future
+
+    async def put(self, data: bytes, partition_key: str) -> PutResult:
+        return await self.submit(data, partition_key)
+
+    # -- flusher -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            await self._has_work.wait()
+            if not self._pending:
+                self._has_work.clear()
+                if self._closing:
+                    break
+                continue
+            if not self._batch_full.is_set() and not self._closing and self._linger > 0:
+                # Wait for a full batch, or the linger time, whichever comes first.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._batch_full.wait(), self._linger)
+            await self._slots.acquire()
+            batch = self._take_batch()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._send(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _take_batch(self) -> list[_Entry]:
+        batch: list[_Entry] = []
+        size = 0
+        while self._pending and len(batch) < self._max_records:
+            entry = self._pending[0]
+            if batch and size + entry.size > self._max_bytes:
+                break
+            self._pending.popleft()
+            if entry.future.done():  # caller gave up (cancelled); don't send
+                self._pending_bytes -= entry.size
+                continue
+            batch.append(entry)
+            size += entry.size
+        self._pending_bytes -= size
+        if len(self._pending) < self._max_records and self._pending_bytes < self._max_bytes:
+            self._batch_full.clear()
+        return batch
+
+    async def _send(self, batch: list[_Entry]) -> None:
+        try:
+            await self._send_with_retries(batch)
+        except Exception as error:  # never leave a request waiting forever
+            logger.exception("unexpected batcher failure")
+            for entry in batch:
+                _fail(entry, KinesisUnavailable(str(error)))
+        finally:
+            self._slots.release()
+
+    async def _send_with_retries(self, batch: list[_Entry]) -> None:
+        deadline = time.monotonic() + self._retry_deadline
+        attempt = 0
+        entries = batch
+        while entries:
+            self.stats.calls += 1
+            try:
+                response = await self._client.put_records(
+                    StreamName=self._stream,
+                    Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in entries],
+                )
+            except (ClientError, BotoCoreError) as error:
+                # botocore has already retried this call with its standard retry mode.
+                self.stats.calls_failed += 1
+                self.stats.last_error = type(error).__name__
+                self.stats.last_error_at = time.monotonic()
+                logger.warning("PutRecords failed", extra={"error": str(error), "records": len(entries)})
+                for entry in entries:
+                    _fail(entry, KinesisUnavailable(f"Kinesis is unavailable: {type(error).__name__}"))
+                return
+            failed: list[_Entry] = []
+            for entry, result in zip(entries, response["Records"], strict=True):
+                if "ErrorCode" in result:
+                    failed.append(entry)
+                elif not entry.future.done():
+                    entry.future.set_result(PutResult(result["ShardId"], result["SequenceNumber"]))
+            self.stats.records_sent += len(entries) - len(failed)
+            if not failed:
+                return
+            self.stats.entries_retried += len(failed)
+            attempt += 1
+            delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+            if time.monotonic() + delay > deadline:
+                logger.warning("giving up on records after retries", extra={"records": len(failed)})
+                for entry in failed:
+                    _fail(
+                        entry, KinesisUnavailable("Kinesis kept rejecting the record (throughput exceeded)")
+                    )
+                return
+            logger.info(
+                "resending failed PutRecords entries",
+                extra={"failed": len(failed), "attempt": attempt, "delay_s": round(delay, 3)},
+            )
+            await asyncio.sleep(delay)
+            entries = failed
+
+
+def _fail(entry: _Entry, error: Exception) -> None:
+    if not entry.future.done():
+        entry.future.set_exception(error)

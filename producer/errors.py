@@ -1,0 +1,63 @@
+"""Every error leaves the gateway as JSON ``{"error": ..., "detail": ...}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from producer.api_models import ErrorBody
+
+__all__ = ["ApiError", "error_middleware", "json_error"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, detail: Any, *, error: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error or _CODES.get(status, "error")
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def json_error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> web.Response:
+    body = ErrorBody(error=error, detail=detail).model_dump_json()
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.error, exc.detail, exc.headers)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(413, "payload_too_large", f"request body is larger than {exc.max_size} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+        return json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason, headers)
+    except Exception:
+        logger.exception("unhandled error", extra={"path": request.path})
+        return json_error(500, "internal_error", "unexpected server error; it has been logged")

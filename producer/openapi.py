@@ -1,0 +1,125 @@
+"""/openapi.json, generated from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from devops_core.events import EventIn
+from producer.api_models import Accepted, BatchResponse, ErrorBody, Health
+
+__all__ = ["build_openapi"]
+
+_REF = "#/components/schemas/{model}"
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=_REF)
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    event = _schema(EventIn, components)
+    error = _schema(ErrorBody, components)
+    errors = {
+        "400": _json(error, "Malformed JSON."),
+        "401": _json(error, "Missing or wrong bearer token."),
+        "413": _json(error, f"Body larger than {max_body_bytes} bytes."),
+        "415": _json(error, "Content-Type is not application/json."),
+        "422": _json(error, "Validation failed; detail names each field and the reason."),
+        "503": _json(error, "Kinesis unavailable or queue full; retry after Retry-After seconds."),
+    }
+    seed_body = {
+        "type": "object",
+        "description": "The seed service's body; mapped to the lower-case fields.",
+        "properties": {
+            "Time": {"type": "string"},
+            "Repo": {"type": "string"},
+            "Event": {"type": "string"},
+            "Metadata": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+        },
+        "required": ["Repo", "Event"],
+        "additionalProperties": False,
+    }
+    secured = [{"bearer": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "devops-metrics gateway",
+            "version": "1",
+            "description": "Accepts DevOps events from CI/CD jobs and writes them to Kinesis. "
+            "A 202 means Kinesis has durably accepted the event.",
+        },
+        "paths": {
+            "/process-event": {
+                "post": {
+                    "summary": "Report one event",
+                    "security": secured,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"anyOf": [event, seed_body]}}},
+                    },
+                    "responses": {
+                        "202": _json(_schema(Accepted, components), "Accepted by Kinesis."),
+                        **errors,
+                    },
+                }
+            },
+            "/events": {
+                "post": {
+                    "summary": f"Report up to {max_batch} events; one result per event",
+                    "security": secured,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": event,
+                                    "minItems": 1,
+                                    "maxItems": max_batch,
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(_schema(BatchResponse, components), "All events accepted."),
+                        "207": _json(
+                            {"$ref": _REF.format(model="BatchResponse")}, "Some events not accepted."
+                        ),
+                        **errors,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "responses": {"200": _json(_schema(Health, components), "Alive.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: token loaded and Kinesis reachable",
+                    "responses": {
+                        "200": _json({"$ref": _REF.format(model="Health")}, "Ready."),
+                        "503": _json({"$ref": _REF.format(model="Health")}, "Not ready; checks say why."),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}
+            },
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
