@@ -20,13 +20,13 @@ from devops_core.logs import setup_logging
 from devops_core.settings import Settings
 from devstack.emulator import Emulator
 from devstack.resources import provision
-from devstack.workers import WORKERS, Worker
+from devstack.workers import Worker, all_workers
 from producer.app import create_app
 
 logger = logging.getLogger("devstack")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, workers: list[Worker]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make run ARGS=... (python -m devstack)",
         description="Run the devops-metrics pipeline locally on an embedded AWS emulator (moto). "
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run only the emulator and the gateway (no consumer/aggregator)",
     )
-    for worker in WORKERS:
+    for worker in workers:
         worker.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -90,7 +90,7 @@ def _banner(token: str, generated: bool, gateway_url: str, emulator_url: str) ->
     return "\n".join(lines)
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, available: list[Worker]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -110,7 +110,7 @@ async def serve(args: argparse.Namespace) -> int:
     await web.TCPSite(runner, args.host, args.gateway_port).start()
     gateway_url = f"http://{args.host}:{args.gateway_port}"
 
-    workers: list[Worker] = [] if args.only_gateway else [w for w in WORKERS if w.enabled(args)]
+    workers: list[Worker] = [] if args.only_gateway else [w for w in available if w.enabled(args)]
     for worker in workers:
         await worker.start(args, settings)
 
@@ -131,9 +131,10 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    workers = all_workers()
+    args = parse_args(argv, workers)
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
-    return asyncio.run(serve(args))
+    return asyncio.run(serve(args, workers))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Background workers that ``make run`` starts beside the gateway (consumer, aggregator).
 
-Each worker registers here; it can add its own command-line options and is started after the
-resources exist and stopped (checkpointing) before the emulator goes away.
+Each worker can add its own command-line options; it is started after the resources exist and
+stopped (checkpointing) after the gateway has drained and before the emulator goes away.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Protocol
 
 from devops_core.settings import Settings
 
-__all__ = ["WORKERS", "Worker"]
+__all__ = ["Worker", "all_workers"]
 
 
 class Worker(Protocol):
@@ -26,4 +26,9 @@ class Worker(Protocol):
     async def stop(self) -> None: ...
 
 
-WORKERS: list[Worker] = []
+def all_workers() -> list[Worker]:
+    """Imported lazily so that the gateway alone never pulls in worker code."""
+    workers: list[Worker] = []
+    # Each worker package appends its own line here, e.g.:
+    #   from consumer.local import ConsumerWorker; workers.append(ConsumerWorker())
+    return workers

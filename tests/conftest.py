@@ -115,9 +115,7 @@ def stack(emulator: str) -> Stack:
 @pytest.fixture
 def fault_proxy(emulator: str) -> Iterator[str]:
     """A fault-injecting proxy in front of the emulator; steer it with POST {url}/__faults__."""
-    proxy = start_background(
-        ["-m", "devstack.faults", "--upstream", emulator, "--port", str(free_port())]
-    )
+    proxy = start_background(["-m", "devstack.faults", "--upstream", emulator, "--port", str(free_port())])
     yield proxy.url
     proxy.stop()
 
