@@ -72,6 +72,19 @@ class Settings(BaseSettings):
     batch_retry_deadline_seconds: float = Field(
         default=10.0, gt=0, description="How long failed entries are retried before the request gets 503."
     )
+    body_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request body not fully received within this gets a 408."
+    )
+    keepalive_timeout_seconds: float = Field(
+        default=75.0,
+        gt=0,
+        description="Idle keep-alive, and the time a new connection has to send its headers; keep it "
+        "above the load balancer's idle timeout (ALB: 60 s).",
+    )
+    rate_limit_per_second: float = Field(
+        default=500.0, ge=0, description="Events per second per token (a batch counts its events); 0 = off."
+    )
+    rate_limit_burst: int = Field(default=1000, ge=1, description="Events a token may send at once.")
 
     # --- logging ------------------------------------------------------------------------------
     log_level: str = "INFO"

@@ -11,6 +11,7 @@ from aiohttp import web
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
 from producer.app import create_app
+from producer.limits import server_kwargs
 
 logger = logging.getLogger("producer")
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print=None,
         access_log=None,
         shutdown_timeout=args.shutdown_timeout,
+        **server_kwargs(settings),
     )
     logger.info("gateway stopped")
     return 0

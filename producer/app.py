@@ -16,7 +16,17 @@ from producer.batcher import KinesisBatcher
 from producer.errors import error_middleware
 from producer.handlers import MAX_BATCH_EVENTS, setup_routes
 from producer.openapi import build_openapi
-from producer.state import BATCHER, HEALTH_CLIENT, KINESIS_CLIENT, OPENAPI, READY_CACHE, SETTINGS, TOKENS
+from producer.rate_limit import RateLimiter
+from producer.state import (
+    BATCHER,
+    HEALTH_CLIENT,
+    KINESIS_CLIENT,
+    OPENAPI,
+    RATE_LIMITER,
+    READY_CACHE,
+    SETTINGS,
+    TOKENS,
+)
 
 __all__ = ["create_app"]
 
@@ -87,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[READY_CACHE] = {}
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[OPENAPI] = build_openapi(max_body_bytes=settings.max_body_bytes, max_batch=MAX_BATCH_EVENTS)
     app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher])
     setup_routes(app)

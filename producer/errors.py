@@ -21,7 +21,9 @@ _CODES = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
@@ -30,19 +32,33 @@ _CODES = {
 
 
 class ApiError(Exception):
+    """An answer for the client; ``close`` drops the connection after it (e.g. a half-read body)."""
+
     def __init__(
-        self, status: int, detail: Any, *, error: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        detail: Any,
+        *,
+        error: str | None = None,
+        headers: dict[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error or _CODES.get(status, "error")
         self.detail = detail
         self.headers = headers or {}
+        self.close = close
 
 
-def json_error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> web.Response:
+def json_error(
+    status: int, error: str, detail: Any, headers: dict[str, str] | None = None, *, close: bool = False
+) -> web.Response:
     body = ErrorBody(error=error, detail=detail).model_dump_json()
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+    response = web.Response(status=status, text=body, content_type="application/json", headers=headers)
+    if close:
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -50,7 +66,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.error, exc.detail, exc.headers)
+        return json_error(exc.status, exc.error, exc.detail, exc.headers, close=exc.close)
     except web.HTTPRequestEntityTooLarge:
         return json_error(
             413, "payload_too_large", f"request body is larger than {request.client_max_size} bytes"

@@ -14,8 +14,10 @@ from pydantic import ValidationError
 
 from devops_core.events import DevOpsEvent, describe_validation_error, parse_client_body
 from producer.api_models import Accepted, BatchItemResult, BatchResponse, FieldError, Health
+from producer.auth_middleware import charge
 from producer.batcher import KinesisUnavailable, PutResult
 from producer.errors import ApiError
+from producer.limits import read_body
 from producer.state import BATCHER, HEALTH_CLIENT, OPENAPI, READY_CACHE, SETTINGS, TOKENS
 
 __all__ = ["MAX_BATCH_EVENTS", "setup_routes"]
@@ -28,13 +30,14 @@ _READY_CACHE_SECONDS = 1.0
 
 
 async def read_json(request: web.Request) -> Any:
-    """The body as JSON, or the precise 400/413/415 that tells the client what to fix."""
+    """The body as JSON, or the precise 400/408/413/415 that tells the client what to fix."""
     if request.content_type != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, not {request.content_type or 'missing'}")
-    limit = request.app[SETTINGS].max_body_bytes
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"request body is {request.content_length} bytes; the limit is {limit}")
-    raw = await request.read()
+    raw = await read_body(request, settings.body_read_timeout_seconds)
     if not raw:
         raise ApiError(400, "request body is empty; send a JSON object", error="malformed_json")
     try:
@@ -95,6 +98,7 @@ async def process_events(request: web.Request) -> web.Response:
         raise ApiError(422, [{"field": "body", "reason": "must hold at least one event"}])
     if len(body) > MAX_BATCH_EVENTS:
         raise ApiError(422, [{"field": "body", "reason": f"at most {MAX_BATCH_EVENTS} events per request"}])
+    charge(request, len(body) - 1)  # the auth middleware charged one already
     now = datetime.now(UTC)
     batcher = request.app[BATCHER]
     results: list[BatchItemResult] = []

@@ -32,9 +32,11 @@ def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
     errors = {
         "400": _json(error, "Malformed JSON."),
         "401": _json(error, "Missing or wrong bearer token."),
+        "408": _json(error, "Body not received in time; the connection is closed."),
         "413": _json(error, f"Body larger than {max_body_bytes} bytes."),
         "415": _json(error, "Content-Type is not application/json."),
         "422": _json(error, "Validation failed; detail names each field and the reason."),
+        "429": _json(error, "Per-token rate limit exceeded (a batch counts its events); see Retry-After."),
         "503": _json(error, "Kinesis unavailable or queue full; retry after Retry-After seconds."),
     }
     seed_body = {

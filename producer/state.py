@@ -1,4 +1,4 @@
-"""Typed keys for what the gateway keeps on its ``web.Application``."""
+"""Typed keys for what the gateway keeps on its ``web.Application`` (and on each request)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,19 @@ from aiohttp import web
 from devops_core.settings import Settings
 from producer.auth import TokenStore
 from producer.batcher import KinesisBatcher
+from producer.rate_limit import RateLimiter
 
-__all__ = ["BATCHER", "HEALTH_CLIENT", "KINESIS_CLIENT", "OPENAPI", "READY_CACHE", "SETTINGS", "TOKENS"]
+__all__ = [
+    "BATCHER",
+    "CALLER",
+    "HEALTH_CLIENT",
+    "KINESIS_CLIENT",
+    "OPENAPI",
+    "RATE_LIMITER",
+    "READY_CACHE",
+    "SETTINGS",
+    "TOKENS",
+]
 
 SETTINGS = web.AppKey("settings", Settings)
 TOKENS = web.AppKey("tokens", TokenStore)
@@ -19,3 +30,6 @@ KINESIS_CLIENT = web.AppKey("kinesis_client", Any)
 HEALTH_CLIENT = web.AppKey("health_client", Any)
 OPENAPI = web.AppKey("openapi", dict)
 READY_CACHE = web.AppKey("ready_cache", dict)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# Per request: the hash naming the caller's token (never the token itself).
+CALLER = web.RequestKey("caller", str)

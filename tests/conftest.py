@@ -50,6 +50,7 @@ async def gateway(stack: Stack) -> AsyncIterator[TestClient]:
     """The gateway built by its real factory, on a real port, reading its token from Secrets Manager."""
     app_settings = stack.settings.model_copy(update={"devops_events_secret_token": None})
     from producer.app import create_app
+    from producer.limits import server_kwargs
 
-    async with TestClient(TestServer(create_app(app_settings))) as client:
+    async with TestClient(TestServer(create_app(app_settings), **server_kwargs(app_settings))) as client:
         yield client

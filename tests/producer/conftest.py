@@ -7,12 +7,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from devops_core.settings import Settings
 from producer.app import create_app
+from producer.limits import server_kwargs
 
 
 @asynccontextmanager
 async def open_gateway(settings: Settings) -> AsyncIterator[TestClient]:
     """The real app on a real port; the token comes from Secrets Manager unless settings set one."""
-    async with TestClient(TestServer(create_app(settings))) as client:
+    async with TestClient(TestServer(create_app(settings), **server_kwargs(settings))) as client:
         yield client
 
 

@@ -1,0 +1,49 @@
+"""Bounds on what one HTTP client can make the gateway hold, for ``run_app`` and tests alike.
+
+- Headers: aiohttp's parser refuses a request line or header field above ``MAX_LINE_SIZE`` /
+  ``MAX_FIELD_SIZE`` bytes and more than ``MAX_HEADERS`` headers (400/431), so one connection buffers
+  at most about ``MAX_HEADERS * MAX_FIELD_SIZE`` bytes of headers.
+- Slow headers: aiohttp arms its keep-alive timer when a connection opens, so a client that has not
+  finished its headers within ``keepalive_timeout`` is disconnected.
+- Slow bodies: aiohttp has no body timeout; ``read_body`` puts a deadline on reading it (408), and
+  ``client_max_size`` (the app's MAX_BODY_BYTES) caps its size (413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from devops_core.settings import Settings
+from producer.errors import ApiError
+
+__all__ = ["MAX_FIELD_SIZE", "MAX_HEADERS", "MAX_LINE_SIZE", "read_body", "server_kwargs"]
+
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 64
+# After an error answered before the body was read (413, 408), read and drop the rest this long
+# so the client sees the answer, then close.
+LINGERING_SECONDS = 2.0
+
+
+def server_kwargs(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``web.run_app`` / ``AppRunner`` / ``TestServer`` (one source of truth)."""
+    return {
+        "max_line_size": MAX_LINE_SIZE,
+        "max_field_size": MAX_FIELD_SIZE,
+        "max_headers": MAX_HEADERS,
+        "keepalive_timeout": settings.keepalive_timeout_seconds,
+        "lingering_time": LINGERING_SECONDS,
+    }
+
+
+async def read_body(request: web.Request, deadline_seconds: float) -> bytes:
+    """The whole body, or a 408 (connection closed) when it does not arrive within ``deadline_seconds``."""
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {deadline_seconds:g} s", close=True) from None
