@@ -1,0 +1,57 @@
+"""A gateway started the way production starts it (``python -m producer``) on a free port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack.emulator import free_port, wait_for_http
+from devstack.resources import provision
+from tests.support import ROOT, unique_settings
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    token: str
+    stream: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_gateway_process(log: Path, **env: str) -> GatewayProcess:
+    """Provision unique resources and run ``python -m producer`` against the session's emulator."""
+    settings = unique_settings()
+    token = provision(settings, shard_count=1).token
+    port = free_port()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "producer", "--port", str(port)],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DEVOPS_STREAM_NAME": settings.devops_stream_name,
+                "SECRET_STORE_NAME": settings.secret_store_name,
+                "BATCH_LINGER_MS": "2",
+                **env,
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/healthz")
+    return GatewayProcess(url, token, settings.devops_stream_name, process, log)
+
+
+@pytest.fixture(scope="module")
+def gateway_process(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    gateway = start_gateway_process(tmp_path_factory.mktemp("gateway") / "gateway.log")
+    yield gateway
+    gateway.process.terminate()
+    gateway.process.wait(20)
