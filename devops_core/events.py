@@ -99,7 +99,10 @@ def parse_event_time(value: Any) -> datetime:
         raise ValueError("time must be a string")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
+        raise ValueError("time is out of range") from None
 
 
 def _metadata_to_text(value: Any) -> str:
@@ -109,15 +112,27 @@ def _metadata_to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        try:
+            return json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False
+            )
+        except RecursionError:
+            raise ValueError("metadata is nested too deeply") from None
+        except (TypeError, ValueError):  # NaN/Infinity, or keys of mixed types that cannot be sorted
+            raise ValueError("metadata object must hold only finite numbers and plain JSON values") from None
     raise ValueError("metadata must be a string or a JSON object")
 
 
 def _check_metadata_size(value: str) -> str:
-    size = len(value.encode("utf-8"))
+    """Measured as it travels: JSON-escaped UTF-8 (a quote or control character takes 2-6 bytes)."""
+    try:
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8")) - 2
+    except UnicodeEncodeError:
+        raise ValueError("metadata must be valid Unicode (it holds a lone surrogate)") from None
     if size > MAX_METADATA_BYTES:
         raise ValueError(
-            f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} bytes (UTF-8) fit a Timestream record"
+            f"metadata is {size} bytes JSON-encoded; "
+            f"at most {MAX_METADATA_BYTES} bytes fit a Timestream record"
         )
     return value
 
