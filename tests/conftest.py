@@ -52,5 +52,8 @@ async def gateway(stack: Stack) -> AsyncIterator[TestClient]:
     from producer.app import create_app
     from producer.limits import server_kwargs
 
-    async with TestClient(TestServer(create_app(app_settings), **server_kwargs(app_settings))) as client:
+    server = TestServer(create_app(app_settings))
+    # TestServer(app, **kwargs) does not pass kwargs on to the runner; start_server(**kwargs) does.
+    await server.start_server(**server_kwargs(app_settings))
+    async with TestClient(server) as client:
         yield client

@@ -13,7 +13,10 @@ from producer.limits import server_kwargs
 @asynccontextmanager
 async def open_gateway(settings: Settings) -> AsyncIterator[TestClient]:
     """The real app on a real port; the token comes from Secrets Manager unless settings set one."""
-    async with TestClient(TestServer(create_app(settings), **server_kwargs(settings))) as client:
+    server = TestServer(create_app(settings))
+    # TestServer(app, **kwargs) does not pass kwargs on to the runner; start_server(**kwargs) does.
+    await server.start_server(**server_kwargs(settings))
+    async with TestClient(server) as client:
         yield client
 
 
