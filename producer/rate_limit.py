@@ -7,6 +7,7 @@ the number of valid tokens (at most current + previous during a rotation).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 __all__ = ["RateLimiter", "token_key"]
 
 
+@functools.lru_cache(maxsize=16)  # only valid tokens get here, so this holds the few we accept
 def token_key(token: str) -> str:
     """A stable, non-reversible name for a token, safe to keep in memory and to log."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]
