@@ -3,57 +3,21 @@ processor failures, lease loss and shard end."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import unique_settings
 from kcl_recording_processor import POISON, RecordingProcessor, read_events
+from kcl_test_support import leases, make_stream, put, records, wait_for
 
 from devops_core.aws import boto_client
 from devops_core.kcl import LocalKclDriver
 from devops_core.kcl.leases import SHARD_END
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def make_stream(shards: int = 2) -> str:
-    name = unique_settings().devops_stream_name
-    kinesis = boto_client("kinesis")
-    kinesis.create_stream(StreamName=name, ShardCount=shards)
-    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-    return name
-
-
-def put(stream: str, data: list[str]) -> None:
-    kinesis = boto_client("kinesis")
-    for start in range(0, len(data), 500):
-        chunk = data[start : start + 500]
-        response = kinesis.put_records(
-            StreamName=stream,
-            Records=[{"Data": item.encode(), "PartitionKey": f"key-{item}"} for item in chunk],
-        )
-        assert response["FailedRecordCount"] == 0
-
-
-def leases(application: str) -> dict[str, dict[str, Any]]:
-    items = boto_client("dynamodb").scan(TableName=application, ConsistentRead=True)["Items"]
-    return {item["leaseKey"]["S"]: item for item in items}
-
-
-def records(output: Path) -> list[dict[str, Any]]:
-    return [event for event in read_events(output) if event["event"] == "record"]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
