@@ -104,7 +104,7 @@ def test_shutdown_requested_checkpoints(app: str, tmp_path: Path, drivers: list[
 
 
 def test_processor_exception_does_not_stop_the_driver(
-    app: str, tmp_path: Path, drivers: list[LocalKclDriver]
+    app: str, tmp_path: Path, drivers: list[LocalKclDriver], caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = make_stream(1)
     output = tmp_path / "out.jsonl"
@@ -118,9 +118,10 @@ def test_processor_exception_does_not_stop_the_driver(
     (status,) = driver.status().values()
     assert status.state == "running"
     after_seq = records(output)[1]["seq"]
-    wait_for(
-        lambda: status.checkpoint == after_seq or driver.status()[status.shard_id].checkpoint == after_seq
-    )
+    wait_for(lambda: driver.status()[status.shard_id].checkpoint == after_seq)
+    assert [r.exc_info[1].args for r in caplog.records if r.msg == "record processor raised"] == [
+        ("poison record",)
+    ]
     assert int(after_seq) > int(poison_seq)
     assert driver.stop(10)
 
