@@ -30,7 +30,8 @@ EVENTS = ("push", "deploy", "test_pass", "deploy_failed", "service_restored")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 TIME_RE = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?"
+    r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 )
 URL_RE = re.compile(r"^https?://[^/?#\s]+")
 TIMEOUT_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -139,9 +140,7 @@ class Config:
     def __init__(self, environ: dict[str, str]) -> None:
         self.url = environ.get("API_DEVOPS_EVENT_CATCHER") or DEFAULT_URL
         if not URL_RE.match(self.url):
-            raise UsageError(
-                f"API_DEVOPS_EVENT_CATCHER must be an http:// or https:// URL, not '{self.url}'"
-            )
+            raise UsageError(f"API_DEVOPS_EVENT_CATCHER must be an http:// or https:// URL, not '{self.url}'")
         token = (environ.get("DEVOPS_EVENTS_SECRET_TOKEN") or "").strip()
         if not token:
             raise UsageError(
@@ -152,7 +151,9 @@ class Config:
         self.token = token
         raw_timeout = environ.get("DEVOPS_EVENT_TIMEOUT") or DEFAULT_TIMEOUT_S
         if not TIMEOUT_RE.match(raw_timeout) or float(raw_timeout) <= 0:
-            raise UsageError(f"DEVOPS_EVENT_TIMEOUT must be a positive number of seconds, not '{raw_timeout}'")
+            raise UsageError(
+                f"DEVOPS_EVENT_TIMEOUT must be a positive number of seconds, not '{raw_timeout}'"
+            )
         whole, _, fraction = raw_timeout.partition(".")
         self.timeout_ms = max(1, int(whole) * 1000 + int((fraction + "000")[:3]))
 
@@ -214,7 +215,7 @@ def transport_error(exc: BaseException, timeout_ms: int) -> str:
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(reason, socket.timeout) or isinstance(reason, TimeoutError):
+    if isinstance(reason, (socket.timeout, TimeoutError)):
         return f"timed out after {fmt_seconds(timeout_ms)}"
     return f"connection error: {reason}"
 
@@ -280,7 +281,8 @@ def send(config: Config, body: bytes, event_id: str, prog: str) -> int:
         if retry_after.isdigit():
             retry_after_ms = int(retry_after) * 1000
             if retry_after_ms + MIN_ATTEMPT_MS > remaining:
-                return give_up(prog, attempt, attempt_no, start, f"; the gateway asked to wait {retry_after}s")
+                extra = f"; the gateway asked to wait {retry_after}s"
+                return give_up(prog, attempt, attempt_no, start, extra)
             wait = max(wait, retry_after_ms)
         wait = min(wait, remaining - MIN_ATTEMPT_MS)
         if wait < 0:
