@@ -208,6 +208,9 @@ function describeBody(text) {
 /** What to fix for a 4xx that retrying cannot cure. */
 function clientErrorMessage(status, text, url) {
   const detail = describeBody(text);
+  if (status >= 300 && status < 400) {
+    return `the gateway redirects (HTTP ${status}): set API_DEVOPS_EVENT_CATCHER to the final URL`;
+  }
   if (status === 401 || status === 403) {
     return `token rejected: check DEVOPS_EVENTS_SECRET_TOKEN (HTTP ${status}: ${detail})`;
   }

@@ -184,6 +184,8 @@ def describe_body(text: str) -> str:
 def client_error_message(status: int, text: str, url: str) -> str:
     """What to fix for a 4xx that retrying cannot cure."""
     detail = describe_body(text)
+    if 300 <= status < 400:
+        return f"the gateway redirects (HTTP {status}): set API_DEVOPS_EVENT_CATCHER to the final URL"
     if status in (401, 403):
         return f"token rejected: check DEVOPS_EVENTS_SECRET_TOKEN (HTTP {status}: {detail})"
     if status in (404, 405):
@@ -220,6 +222,16 @@ def transport_error(exc: BaseException, timeout_ms: int) -> str:
     return f"connection error: {reason}"
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect instead of following it: urllib would turn the POST into a GET."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
 def post(url: str, token: str, body: bytes, timeout_ms: int) -> Attempt:
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked by Config
         url,
@@ -233,7 +245,7 @@ def post(url: str, token: str, body: bytes, timeout_ms: int) -> Attempt:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_ms / 1000) as response:  # noqa: S310
+        with OPENER.open(request, timeout=timeout_ms / 1000) as response:
             return Attempt(response.status, response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         text = exc.read().decode("utf-8", "replace")

@@ -163,6 +163,7 @@ client_error_message() {
   local status="$1" detail url="$3"
   detail="$(describe_body "$2")"
   case "$status" in
+    3??) printf 'the gateway redirects (HTTP %s): set API_DEVOPS_EVENT_CATCHER to the final URL' "$status" ;;
     401 | 403) printf 'token rejected: check DEVOPS_EVENTS_SECRET_TOKEN (HTTP %s: %s)' "$status" "$detail" ;;
     404 | 405)
       printf 'no event endpoint at %s: check API_DEVOPS_EVENT_CATCHER (HTTP %s: %s)' "$url" "$status" "$detail"
@@ -231,20 +232,21 @@ post() {
   )" || rc=$?
   STATUS=0 RESPONSE="" RETRY_AFTER="" ERROR=""
   if ((rc != 0)); then
-    case "$rc" in
-      7) ERROR="connection refused" ;;
-      28) ERROR="timed out after $(fmt_seconds "$timeout_ms")" ;;
-      *) ERROR="connection error: $(tr -d '\r\n' <"$WORK/curl_err")" ;;
-    esac
+    ERROR="connection error: $(tr -d '\r\n' <"$WORK/curl_err")"
+    # curl 7 is "could not connect": refused, unless it names an unreachable network.
+    if ((rc == 7)) && [[ "$ERROR" != *"route to host"* && "$ERROR" != *"nreachable"* ]]; then
+      ERROR="connection refused"
+    elif ((rc == 28)); then
+      ERROR="timed out after $(fmt_seconds "$timeout_ms")"
+    fi
     return 0
   fi
   STATUS="$code"
   RESPONSE="$(cat "$WORK/response")"
-  local line name value
+  local line value
   while IFS= read -r line || [[ -n "$line" ]]; do
     line="${line%$'\r'}"
-    name="${line%%:*}"
-    if [[ "$line" == *:* && "$(printf '%s' "$name" | tr 'A-Z' 'a-z')" == "retry-after" ]]; then
+    if [[ "$line" == [Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]:* ]]; then
       value="${line#*:}"
       value="${value#"${value%%[![:space:]]*}"}"
       RETRY_AFTER="${value%"${value##*[![:space:]]}"}"

@@ -129,10 +129,11 @@ class StubGateway:
             await self._release.wait()
         if isinstance(action, int | tuple):
             status, retry_after = action if isinstance(action, tuple) else (action, None)
+            headers = {"Retry-After": retry_after} if retry_after else {}
+            if 300 <= status < 400:
+                headers["Location"] = self.url.replace("/process-event", "/elsewhere")
             return web.json_response(
-                {"error": "stub", "detail": f"injected {status}"},
-                status=status,
-                headers={"Retry-After": retry_after} if retry_after else None,
+                {"error": "stub", "detail": f"injected {status}"}, status=status, headers=headers
             )
         response = await self._forward(request, raw)
         if action == "forward_then_503":  # the gateway took it, but the answer is "lost"
@@ -474,4 +475,16 @@ async def test_retry_after_beyond_the_budget_gives_up_at_once(script: str, stub:
     assert (result.code, result.stdout) == (1, "")
     assert "; the gateway asked to wait 120s" in result.stderr
     assert reported_seconds(result) < 1.0
+    assert len(stub.bodies) == 1
+
+
+@module_loop
+async def test_a_redirect_is_reported_not_followed(script: str, stub: StubGateway) -> None:
+    """A load balancer's http->https redirect would turn the POST into a GET; say so instead."""
+    stub.always = 308
+    await stub.start()
+    result = await run_script(script, "demo", "deploy", env=script_env(stub.url, "t0ken"))
+
+    assert (result.code, result.stdout) == (2, "")
+    assert "the gateway redirects (HTTP 308): set API_DEVOPS_EVENT_CATCHER to the final URL" in result.stderr
     assert len(stub.bodies) == 1
