@@ -26,13 +26,13 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack, unique_settings
 
 from devops_core.events import CLIENT_EVENTS, DevOpsEvent
 from devstack.emulator import free_port
 from devstack.inspect import read_stream_events
 from devstack.resources import provision
 from producer.app import create_app
+from tests.support import Stack, unique_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_DIR = ROOT / "cicd_script"
