@@ -62,8 +62,8 @@ def _check_signature(request: web.Request, body: bytes, store: WebhookSecretStor
         if LEGACY_SIGNATURE_HEADER in request.headers:
             raise ApiError(
                 401,
-                f"only the SHA-1 {LEGACY_SIGNATURE_HEADER} was sent; {SIGNATURE_HEADER} (HMAC-SHA256) "
-                "is required",
+                f"only the SHA-1 {LEGACY_SIGNATURE_HEADER} was sent; a SHA-256 signature "
+                f"({SIGNATURE_HEADER}) is required",
             )
         raise ApiError(401, f"missing {SIGNATURE_HEADER}; set a secret in the webhook's settings")
     if not verify(body, header, store.secrets):
