@@ -20,6 +20,7 @@ __all__ = [
     "Deployment",
     "DeploymentStatus",
     "DeploymentStatusPayload",
+    "Hook",
     "PingPayload",
     "PushPayload",
     "Repository",
@@ -114,9 +115,14 @@ class WorkflowRunPayload(_Part):
     repository: Repository
 
 
+class Hook(_Part):
+    events: list[str] = Field(default_factory=list)
+
+
 class PingPayload(_Part):
     zen: str | None = None
     hook_id: int | None = None
+    hook: Hook | None = None
 
 
 class WebhookResponse(BaseModel):

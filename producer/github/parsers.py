@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from devops_core.events import MAX_FUTURE_SKEW, MAX_METADATA_BYTES, DevOpsEvent, EventIn, EventType
 from devops_core.settings import Settings
-from producer.github.models import DeploymentStatusPayload, PushPayload, WorkflowRunPayload
+from producer.github.models import DeploymentStatusPayload, PingPayload, PushPayload, WorkflowRunPayload
 
 __all__ = [
     "PARSERS",
@@ -29,6 +31,7 @@ __all__ = [
     "MappingConfig",
     "ParseOutcome",
     "compact_metadata",
+    "describe_ping",
     "parse_delivery",
     "parse_deployment_status",
     "parse_push",
@@ -264,6 +267,24 @@ PARSERS: dict[str, Parser] = {
     "deployment_status": parse_deployment_status,
     "workflow_run": parse_workflow_run,
 }
+
+
+def describe_ping(payload: Any) -> str:
+    """What a new hook's subscription means here, so its first (ping) delivery shows misconfiguration."""
+    mapped = sorted(PARSERS)
+    try:
+        ping = PingPayload.model_validate(payload)
+    except ValidationError:
+        ping = PingPayload()
+    subscribed = set(ping.hook.events) if ping.hook else set()
+    if not subscribed or "*" in subscribed:
+        return f"webhook reached the gateway; mapped events: {', '.join(mapped)} (others are ignored)"
+    notes = [f"webhook reached the gateway; mapped events: {', '.join(mapped)}"]
+    if missing := [name for name in mapped if name not in subscribed]:
+        notes.append(f"not subscribed to {', '.join(missing)}")
+    if extra := sorted(subscribed - set(mapped) - {"ping"}):
+        notes.append(f"{', '.join(extra)} will be ignored")
+    return "; ".join(notes)
 
 
 def parse_delivery(payload: Any, delivery: Delivery, config: MappingConfig) -> ParseOutcome:

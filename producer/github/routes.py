@@ -24,7 +24,7 @@ from producer.batcher import KinesisUnavailable, PutResult
 from producer.errors import ApiError
 from producer.github.dedupe import DeliveryCache
 from producer.github.models import WebhookResponse
-from producer.github.parsers import Delivery, Ignored, MappingConfig, parse_delivery
+from producer.github.parsers import Delivery, Ignored, MappingConfig, describe_ping, parse_delivery
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
 from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from producer.state import BATCHER, SETTINGS
@@ -140,8 +140,9 @@ async def github_webhook(request: web.Request) -> web.Response:
     log = {"delivery": delivery.id, "github_event": delivery.event}
 
     if delivery.event == "ping":
-        logger.info("github webhook ping", extra=log)
-        return _answer(WebhookResponse(status="pong", delivery=delivery.id), 200)
+        reason = describe_ping(_decode(request, body))
+        logger.info("github webhook ping", extra={**log, "note": reason})
+        return _answer(WebhookResponse(status="pong", reason=reason, delivery=delivery.id), 200)
     if (seen := app[DELIVERIES].get(delivery.id)) is not None:
         logger.info("github redelivery answered from cache", extra=log)
         reason = "this delivery was already accepted"

@@ -19,6 +19,7 @@ from producer.github.parsers import (
     Ignored,
     MappingConfig,
     compact_metadata,
+    describe_ping,
     parse_delivery,
     parse_deployment_status,
     parse_push,
@@ -324,3 +325,18 @@ def test_parsers_do_not_mutate_their_input() -> None:
     snapshot = copy.deepcopy(payload)
     parse_push(payload, delivery("push"), CONFIG)
     assert payload == snapshot
+
+
+def test_ping_note_shows_what_the_hook_subscription_means() -> None:
+    payload = load("ping.json")
+    assert describe_ping(payload) == (
+        "webhook reached the gateway; mapped events: deployment_status, push, workflow_run"
+    )
+    payload["hook"]["events"] = ["push", "issues"]
+    assert describe_ping(payload) == (
+        "webhook reached the gateway; mapped events: deployment_status, push, workflow_run; "
+        "not subscribed to deployment_status, workflow_run; issues will be ignored"
+    )
+    payload["hook"]["events"] = ["*"]
+    assert "others are ignored" in describe_ping(payload)
+    assert "others are ignored" in describe_ping({"hook": "not an object"})
