@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         default=r"(?i)deploy",
         description="Regex (re.search) on a workflow's name or path: a run is a deploy / deploy_failed.",
     )
+    github_deploy_environment_pattern: str | None = Field(
+        default=None,
+        description="Regex (re.search) on a deployment's environment; unset counts deployment statuses of "
+        "every environment, e.g. '^production$' leaves out staging and preview deployments.",
+    )
     github_webhook_max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Larger webhook deliveries get a 413."
     )
@@ -98,11 +103,13 @@ class Settings(BaseSettings):
     # --- logging ------------------------------------------------------------------------------
     log_level: str = "INFO"
 
-    @field_validator("github_test_workflow_pattern", "github_deploy_workflow_pattern")
+    @field_validator(
+        "github_test_workflow_pattern", "github_deploy_workflow_pattern", "github_deploy_environment_pattern"
+    )
     @classmethod
-    def _valid_regex(cls, value: str) -> str:
+    def _valid_regex(cls, value: str | None) -> str | None:
         try:
-            re.compile(value)
+            re.compile(value or "")
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
         return value

@@ -61,16 +61,20 @@ class Ignored:
 
 @dataclass(frozen=True, slots=True)
 class MappingConfig:
-    """Which GitHub Actions workflows count as tests and which as deployments (regex, re.search)."""
+    """Which workflows count as tests and deployments, and which environments' deployments count
+    (regexes, ``re.search``; no environment pattern means every environment)."""
 
     test_workflow: re.Pattern[str]
     deploy_workflow: re.Pattern[str]
+    deploy_environment: re.Pattern[str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MappingConfig:
+        environment = settings.github_deploy_environment_pattern
         return cls(
             test_workflow=re.compile(settings.github_test_workflow_pattern),
             deploy_workflow=re.compile(settings.github_deploy_workflow_pattern),
+            deploy_environment=re.compile(environment) if environment else None,
         )
 
     @classmethod
@@ -188,6 +192,9 @@ def parse_deployment_status(
     mapped = _DEPLOYMENT_STATES.get(status.state)
     if mapped is None:
         return Ignored(f"deployment state '{status.state}' is not mapped (only success, failure, error)")
+    environment = status.environment or deployment.environment or ""
+    if config.deploy_environment is not None and not config.deploy_environment.search(environment):
+        return Ignored(f"environment '{environment}' does not match the deploy environment pattern")
     return [
         _event(
             delivery,
@@ -197,7 +204,7 @@ def parse_deployment_status(
             time=status.updated_at or status.created_at,
             sha=deployment.sha,
             fields={
-                "environment": status.environment or deployment.environment,
+                "environment": environment,
                 "ref": deployment.ref,
                 "deployment_id": deployment.id,
                 "status_id": status.id,

@@ -201,6 +201,22 @@ def test_deployment_status_without_deployment_sha_is_refused() -> None:
     assert ("deployment", "sha") in [err["loc"] for err in info.value.errors()]
 
 
+def test_deploy_environment_pattern_leaves_out_other_environments() -> None:
+    config = MappingConfig.from_settings(Settings(github_deploy_environment_pattern="^production$"))
+    production = parse_deployment_status(
+        load("deployment_status.json"), delivery("deployment_status"), config
+    )
+    preview = load("deployment_status.json")
+    preview["deployment_status"]["environment"] = "preview-pr-42"
+    outcome = parse_deployment_status(preview, delivery("deployment_status"), config)
+    assert isinstance(production, list)
+    assert production[0].event == EventType.DEPLOY
+    assert isinstance(outcome, Ignored)
+    assert "'preview-pr-42' does not match" in outcome.reason
+    # without a pattern every environment counts
+    assert isinstance(parse_deployment_status(preview, delivery("deployment_status"), CONFIG), list)
+
+
 # -- workflow_run ---------------------------------------------------------------------------------
 def workflow_run(name: str, conclusion: str = "success", path: str | None = None) -> dict[str, Any]:
     payload = load("workflow_run_completed.json")
