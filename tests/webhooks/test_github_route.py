@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack, unique_settings
+from conftest import unique_settings
 from pydantic import SecretStr
 
 from devops_core.aws import boto_client
 from devops_core.events import DevOpsEvent, EventType
 from devops_core.settings import Settings
 from devstack.inspect import read_stream_events
-from devstack.resources import provision
 from producer.app import create_app
 from producer.auth_middleware import SELF_AUTHENTICATED_PATHS
 from producer.github import WEBHOOK_PATH, sign
@@ -28,6 +27,7 @@ from producer.state import OPENAPI
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "It's a Secret to Everybody"
+BEARER = "bearer-token-for-ci-scripts"
 SHA_1 = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 SHA_2 = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"
 
@@ -66,18 +66,33 @@ async def open_gateway(settings: Settings) -> TestClient:
     return client
 
 
+def create_stream(settings: Settings) -> None:
+    kinesis = boto_client("kinesis")
+    kinesis.create_stream(StreamName=settings.devops_stream_name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=settings.devops_stream_name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+    )
+
+
 @pytest.fixture
-async def webhook(stack: Stack) -> AsyncIterator[TestClient]:
-    """The gateway with GITHUB_WEBHOOK_SECRET set (bearer tokens from Secrets Manager, as in production)."""
-    settings = stack.settings.model_copy(update={"github_webhook_secret": SecretStr(SECRET)})
-    client = await open_gateway(settings)
+def settings(emulator: str) -> Settings:
+    """A fresh stream (only what this route needs, so tests stay fast); no Secrets Manager secret yet."""
+    values = unique_settings(devops_events_secret_token=SecretStr(BEARER))
+    create_stream(values)
+    return values
+
+
+@pytest.fixture
+async def webhook(settings: Settings) -> AsyncIterator[TestClient]:
+    """The gateway with GITHUB_WEBHOOK_SECRET set."""
+    client = await open_gateway(settings.model_copy(update={"github_webhook_secret": SecretStr(SECRET)}))
     yield client
     await client.close()
 
 
 # -- events land in the stream ---------------------------------------------------------------------
 async def test_signed_push_lands_one_event_per_commit_without_a_bearer_token(
-    webhook: TestClient, stack: Stack
+    webhook: TestClient, settings: Settings
 ) -> None:
     status, body = await deliver(webhook, "push", raw("push.json"), delivery="dlv-push-1")
 
@@ -87,7 +102,7 @@ async def test_signed_push_lands_one_event_per_commit_without_a_bearer_token(
         "event_ids": [f"dlv-push-1:{SHA_1}", f"dlv-push-1:{SHA_2}"],
         "delivery": "dlv-push-1",
     }
-    events = sorted(await stream_events(stack.settings), key=lambda e: e.time)
+    events = sorted(await stream_events(settings), key=lambda e: e.time)
     assert [(e.event_id, e.event, e.sha, e.repo, e.source) for e in events] == [
         (f"dlv-push-1:{SHA_1}", EventType.PUSH, SHA_1, "octo-org/octo-service", "github"),
         (f"dlv-push-1:{SHA_2}", EventType.PUSH, SHA_2, "octo-org/octo-service", "github"),
@@ -96,20 +111,22 @@ async def test_signed_push_lands_one_event_per_commit_without_a_bearer_token(
     assert json.loads(events[0].metadata)["message"] == "Add order export endpoint"
 
 
-async def test_push_and_deployment_status_pair_on_the_same_sha(webhook: TestClient, stack: Stack) -> None:
+async def test_push_and_deployment_status_pair_on_the_same_sha(
+    webhook: TestClient, settings: Settings
+) -> None:
     """What lead time needs: the push's commit sha and time, and the deploy of that sha."""
     assert (await deliver(webhook, "push", raw("push.json"), delivery="p-1"))[0] == 202
     status, body = await deliver(webhook, "deployment_status", raw("deployment_status.json"), delivery="d-1")
     assert (status, body["event_ids"]) == (202, ["d-1"])
 
-    events = {e.event_id: e for e in await stream_events(stack.settings)}
+    events = {e.event_id: e for e in await stream_events(settings)}
     deploy, commit = events["d-1"], events[f"p-1:{SHA_2}"]
     assert (deploy.event, deploy.sha, deploy.repo) == (EventType.DEPLOY, SHA_2, commit.repo)
     assert (deploy.time - commit.time).total_seconds() == 31 * 60 + 31  # 08:15:00 -> 08:46:31
 
 
 async def test_failed_deployment_and_workflow_runs_land_with_their_types(
-    webhook: TestClient, stack: Stack
+    webhook: TestClient, settings: Settings
 ) -> None:
     failed = json.loads(raw("deployment_status.json"))
     failed["deployment_status"]["state"] = "failure"
@@ -124,7 +141,7 @@ async def test_failed_deployment_and_workflow_runs_land_with_their_types(
         status, answer = await deliver(webhook, event, body, delivery=delivery_id)
         assert (status, answer["event_ids"]) == (202, [delivery_id])
 
-    events = {e.event_id: e for e in await stream_events(stack.settings)}
+    events = {e.event_id: e for e in await stream_events(settings)}
     assert {key: (e.event, e.sha) for key, e in events.items()} == {
         "df-1": (EventType.DEPLOY_FAILED, SHA_2),
         "wr-test": (EventType.TEST_PASS, SHA_2),
@@ -132,18 +149,20 @@ async def test_failed_deployment_and_workflow_runs_land_with_their_types(
     }
 
 
-async def test_form_encoded_deliveries_are_accepted(webhook: TestClient, stack: Stack) -> None:
+async def test_form_encoded_deliveries_are_accepted(webhook: TestClient, settings: Settings) -> None:
     """GitHub's default content type is application/x-www-form-urlencoded (payload=<json>)."""
     body = urllib.parse.urlencode({"payload": raw("deployment_status.json").decode()}).encode()
     request_headers = headers("deployment_status", body, delivery="form-1")
     request_headers["Content-Type"] = "application/x-www-form-urlencoded"
     response = await webhook.post(WEBHOOK_PATH, data=body, headers=request_headers)
     assert response.status == 202
-    assert [e.event_id for e in await stream_events(stack.settings)] == ["form-1"]
+    assert [e.event_id for e in await stream_events(settings)] == ["form-1"]
 
 
 # -- authentication --------------------------------------------------------------------------------
-async def test_bad_signatures_are_refused_and_nothing_is_stored(webhook: TestClient, stack: Stack) -> None:
+async def test_bad_signatures_are_refused_and_nothing_is_stored(
+    webhook: TestClient, settings: Settings
+) -> None:
     body = raw("push.json")
     mis_signed = await deliver(webhook, "push", body, secret="not the secret")
     unsigned = await deliver(webhook, "push", body, secret=None)
@@ -153,7 +172,7 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored(webhook: TestCli
     sha1_headers["X-Hub-Signature"] = "sha1=7d38cdd689735b008b3c702edd92eea23791c5f6"
     sha1_only = await webhook.post(WEBHOOK_PATH, data=body, headers=sha1_headers)
     bearer_headers = headers("push", body, secret=None)
-    bearer_headers["Authorization"] = f"Bearer {stack.token}"
+    bearer_headers["Authorization"] = f"Bearer {BEARER}"
     bearer_only = await webhook.post(WEBHOOK_PATH, data=body, headers=bearer_headers)
 
     assert mis_signed == (401, {"error": "unauthorized", "detail": mis_signed[1]["detail"]})
@@ -164,7 +183,7 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored(webhook: TestCli
     assert sha1_only.status == 401
     assert "SHA-256" in (await sha1_only.json())["detail"]
     assert bearer_only.status == 401  # our bearer token is no substitute for GitHub's signature
-    assert await stream_events(stack.settings) == []
+    assert await stream_events(settings) == []
 
 
 async def test_the_exemption_from_bearer_auth_is_only_this_route(webhook: TestClient) -> None:
@@ -173,8 +192,10 @@ async def test_the_exemption_from_bearer_auth_is_only_this_route(webhook: TestCl
     assert response.status == 401
 
 
-async def test_without_a_webhook_secret_every_delivery_is_refused(stack: Stack) -> None:
-    client = await open_gateway(stack.settings)  # the provisioned secret holds only the bearer token
+async def test_without_a_webhook_secret_every_delivery_is_refused(settings: Settings) -> None:
+    manager = boto_client("secretsmanager")
+    manager.create_secret(Name=settings.secret_store_name, SecretString=json.dumps({"token": BEARER}))
+    client = await open_gateway(settings)  # the secret holds only the bearer token
     try:
         for secret in (SECRET, None):
             status, body = await deliver(client, "push", raw("push.json"), secret=secret)
@@ -183,23 +204,23 @@ async def test_without_a_webhook_secret_every_delivery_is_refused(stack: Stack) 
             assert "GITHUB_WEBHOOK_SECRET" in body["detail"]
     finally:
         await client.close()
-    assert await stream_events(stack.settings) == []
+    assert await stream_events(settings) == []
 
 
-async def test_secret_from_secrets_manager_with_rotation(stack: Stack) -> None:
+async def test_secret_from_secrets_manager_with_rotation(settings: Settings) -> None:
     manager = boto_client("secretsmanager")
-    secret_id = stack.settings.secret_store_name
-    manager.put_secret_value(
-        SecretId=secret_id, SecretString=json.dumps({"token": stack.token, "github_webhook_secret": "s1"})
+    secret_id = settings.secret_store_name
+    manager.create_secret(
+        Name=secret_id, SecretString=json.dumps({"token": BEARER, "github_webhook_secret": "s1"})
     )
-    client = await open_gateway(stack.settings)
+    client = await open_gateway(settings)
     try:
         assert (await deliver(client, "ping", raw("ping.json"), secret="s1"))[0] == 200
         assert (await deliver(client, "ping", raw("ping.json"), secret="s2"))[0] == 401
 
         # Rotate: the new value becomes AWSCURRENT, the old one AWSPREVIOUS; both are accepted.
         manager.put_secret_value(
-            SecretId=secret_id, SecretString=json.dumps({"token": stack.token, "github_webhook_secret": "s2"})
+            SecretId=secret_id, SecretString=json.dumps({"token": BEARER, "github_webhook_secret": "s2"})
         )
         await client.app[WEBHOOK_SECRETS].refresh()  # what the periodic refresh does
         assert (await deliver(client, "ping", raw("ping.json"), secret="s2"))[0] == 200
@@ -210,7 +231,7 @@ async def test_secret_from_secrets_manager_with_rotation(stack: Stack) -> None:
 
 
 # -- ping, ignored, malformed ----------------------------------------------------------------------
-async def test_ping_answers_200_and_stores_nothing(webhook: TestClient, stack: Stack) -> None:
+async def test_ping_answers_200_and_stores_nothing(webhook: TestClient, settings: Settings) -> None:
     status, body = await deliver(webhook, "ping", raw("ping.json"), delivery="ping-1")
     assert status == 200
     assert body == {
@@ -219,10 +240,10 @@ async def test_ping_answers_200_and_stores_nothing(webhook: TestClient, stack: S
         "delivery": "ping-1",
         "reason": "webhook reached the gateway; mapped events: deployment_status, push, workflow_run",
     }
-    assert await stream_events(stack.settings) == []
+    assert await stream_events(settings) == []
 
 
-async def test_unmapped_events_and_states_are_ignored(webhook: TestClient, stack: Stack) -> None:
+async def test_unmapped_events_and_states_are_ignored(webhook: TestClient, settings: Settings) -> None:
     pending = json.loads(raw("deployment_status.json"))
     pending["deployment_status"]["state"] = "in_progress"
     issue = await deliver(webhook, "issues", raw("issues_opened.json"))
@@ -235,10 +256,10 @@ async def test_unmapped_events_and_states_are_ignored(webhook: TestClient, stack
         assert body["event_ids"] == []
     assert "'issues' is not mapped" in issue[1]["reason"]
     assert "'in_progress' is not mapped" in in_progress[1]["reason"]
-    assert await stream_events(stack.settings) == []
+    assert await stream_events(settings) == []
 
 
-async def test_malformed_deliveries_say_why(webhook: TestClient, stack: Stack) -> None:
+async def test_malformed_deliveries_say_why(webhook: TestClient, settings: Settings) -> None:
     no_sha = json.loads(raw("deployment_status.json"))
     del no_sha["deployment"]["sha"]
     not_json = await deliver(webhook, "push", b'{"ref": "refs/heads/main",')
@@ -263,14 +284,15 @@ async def test_malformed_deliveries_say_why(webhook: TestClient, stack: Stack) -
     assert no_delivery.status == 400
     assert "X-GitHub-Delivery" in (await no_delivery.json())["detail"]
     assert plain.status == 415
-    assert await stream_events(stack.settings) == []
+    assert await stream_events(settings) == []
 
 
-async def test_oversized_delivery_gets_413(stack: Stack) -> None:
-    settings = stack.settings.model_copy(
-        update={"github_webhook_secret": SecretStr(SECRET), "github_webhook_max_body_bytes": 2048}
+async def test_oversized_delivery_gets_413(settings: Settings) -> None:
+    client = await open_gateway(
+        settings.model_copy(
+            update={"github_webhook_secret": SecretStr(SECRET), "github_webhook_max_body_bytes": 2048}
+        )
     )
-    client = await open_gateway(settings)
     try:
         status, body = await deliver(client, "push", raw("push.json"))
     finally:
@@ -281,7 +303,7 @@ async def test_oversized_delivery_gets_413(stack: Stack) -> None:
 
 # -- redeliveries ----------------------------------------------------------------------------------
 async def test_redelivery_is_answered_from_the_cache_without_resending(
-    webhook: TestClient, stack: Stack
+    webhook: TestClient, settings: Settings
 ) -> None:
     first = await deliver(webhook, "push", raw("push.json"), delivery="re-1")
     again = await deliver(webhook, "push", raw("push.json"), delivery="re-1")
@@ -289,32 +311,35 @@ async def test_redelivery_is_answered_from_the_cache_without_resending(
     assert first[0] == again[0] == 202
     assert again[1]["status"] == "duplicate"
     assert again[1]["event_ids"] == first[1]["event_ids"]
-    assert len(await stream_events(stack.settings)) == 2
+    assert len(await stream_events(settings)) == 2
 
 
-async def test_redelivery_past_the_cache_keeps_its_event_ids(stack: Stack) -> None:
+async def test_redelivery_past_the_cache_keeps_its_event_ids(settings: Settings) -> None:
     """With the cache off (or on another gateway task) a redelivery is resent with the same event ids,
     which the sinks' idempotency on event_id absorbs."""
-    settings = stack.settings.model_copy(
-        update={"github_webhook_secret": SecretStr(SECRET), "github_delivery_cache_size": 0}
+    client = await open_gateway(
+        settings.model_copy(
+            update={"github_webhook_secret": SecretStr(SECRET), "github_delivery_cache_size": 0}
+        )
     )
-    client = await open_gateway(settings)
     try:
         first = await deliver(client, "push", raw("push.json"), delivery="re-2")
         again = await deliver(client, "push", raw("push.json"), delivery="re-2")
     finally:
         await client.close()
     assert first[1]["status"] == again[1]["status"] == "accepted"
-    records = await stream_events(stack.settings)
+    records = await stream_events(settings)
     assert len(records) == 4
     assert {e.event_id for e in records} == set(first[1]["event_ids"]) == set(again[1]["event_ids"])
 
 
 async def test_kinesis_refusal_answers_503_and_the_delivery_can_be_retried(emulator: str) -> None:
-    settings = unique_settings(github_webhook_secret=SecretStr(SECRET), batch_retry_deadline_seconds=0.5)
-    provision(settings, shard_count=1)
-    broken = settings.model_copy(update={"devops_stream_name": f"missing-{uuid.uuid4().hex[:8]}"})
-    client = await open_gateway(broken)
+    missing_stream = unique_settings(
+        devops_events_secret_token=SecretStr(BEARER),
+        github_webhook_secret=SecretStr(SECRET),
+        batch_retry_deadline_seconds=0.5,
+    )
+    client = await open_gateway(missing_stream)  # its stream was never created
     try:
         first = await deliver(client, "deployment_status", raw("deployment_status.json"), delivery="k-1")
         again = await deliver(client, "deployment_status", raw("deployment_status.json"), delivery="k-1")
