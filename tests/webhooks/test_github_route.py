@@ -226,6 +226,14 @@ async def test_secret_from_secrets_manager_with_rotation(settings: Settings) -> 
         assert (await deliver(client, "ping", raw("ping.json"), secret="s2"))[0] == 200
         assert (await deliver(client, "ping", raw("ping.json"), secret="s1"))[0] == 200
         assert (await deliver(client, "ping", raw("ping.json"), secret="s3"))[0] == 401
+
+        # Secrets Manager unreadable: keep serving with the secrets already loaded, and say why.
+        manager.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+        store = client.app[WEBHOOK_SECRETS]
+        await store.refresh()
+        assert store.last_error is not None
+        assert "ResourceNotFoundException" in store.last_error
+        assert (await deliver(client, "ping", raw("ping.json"), secret="s2"))[0] == 200
     finally:
         await client.close()
 
