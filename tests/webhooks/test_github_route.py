@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import unique_settings
 from pydantic import SecretStr
 
 from devops_core.aws import boto_client
@@ -24,6 +23,7 @@ from producer.auth_middleware import SELF_AUTHENTICATED_PATHS
 from producer.github import WEBHOOK_PATH, sign
 from producer.github.routes import WEBHOOK_SECRETS
 from producer.state import OPENAPI
+from tests.support import unique_settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "It's a Secret to Everybody"
