@@ -1,5 +1,5 @@
 """Latency and throughput of POST /webhooks/github: signed push deliveries (2 commits each) through the
-real gateway into Kinesis on the embedded emulator (moto in a subprocess). Prints one JSON line."""
+real gateway into Kinesis on the embedded emulator (moto in a subprocess). Prints one JSON line per concurrency level."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
+from bench.common import AWS_ENV, ROOT, percentile, progress, start_announcing
 from devops_core.settings import Settings
 from devstack.emulator import free_port
 from devstack.inspect import read_stream
@@ -24,7 +25,6 @@ from devstack.resources import provision
 from producer.app import create_app
 from producer.github import WEBHOOK_PATH, sign
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret"
 PAYLOAD = ROOT / "tests" / "webhooks" / "payloads" / "push.json"
 
@@ -62,15 +62,14 @@ async def run(deliveries: int, concurrency: int) -> dict[str, float | int]:
         await asyncio.gather(*(one() for _ in range(deliveries)))
         elapsed = time.perf_counter() - started
     records = len(await asyncio.to_thread(read_stream, settings.devops_stream_name))
-    latencies.sort()
     return {
         "deliveries": deliveries,
         "concurrency": concurrency,
         "payload_bytes": len(body),
         "deliveries_per_s": round(deliveries / elapsed, 1),
         "events_per_s": round(2 * deliveries / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p95_ms": round(percentile(latencies, 95) * 1000, 1),
         "records_in_stream": records,
     }
 
@@ -80,28 +79,14 @@ def main() -> int:
     parser.add_argument("--deliveries", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
-    port = free_port()
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "devstack.emulator", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
+    emulator = start_announcing(["-m", "devstack.emulator", "--port", str(free_port())])
     try:
-        assert emulator.stdout is not None
-        url = json.loads(emulator.stdout.readline())["url"]
-        os.environ.update(
-            AWS_ENDPOINT_URL=url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-        )
+        os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=emulator.url)
         for concurrency in (1, args.concurrency):
+            progress(f"{args.deliveries} push deliveries, concurrency {concurrency}")
             print(json.dumps(asyncio.run(run(args.deliveries, concurrency))))
     finally:
-        emulator.terminate()
-        emulator.wait(10)
+        emulator.stop()
     return 0
 
 
