@@ -1,5 +1,6 @@
-"""Latency and throughput of POST /webhooks/github: signed push deliveries (2 commits each) through the
-real gateway into Kinesis on the embedded emulator (moto in a subprocess). Prints one JSON line per concurrency level."""
+"""Latency and throughput of POST /webhooks/github: signed push deliveries (2 commits each) through
+the real gateway into Kinesis on the embedded emulator (moto in a subprocess). Prints one JSON line
+per concurrency level."""
 
 from __future__ import annotations
 

@@ -135,14 +135,17 @@ def _event(
         # A committer's clock ahead of ours: keep the event, at the time we saw it.
         fields = {**fields, "clock_skew": True}
         time = delivery.received_at
-    incoming = EventIn(
-        repo=repo,
-        event=event.value,
-        time=time,
-        metadata=compact_metadata({"github_event": delivery.event, **fields}, message=message),
-        event_id=event_id,
-        sha=sha,
-        source=SOURCE,
+    incoming = EventIn.model_validate(
+        {
+            "repo": repo,
+            "event": event.value,
+            "time": time,
+            "metadata": compact_metadata({"github_event": delivery.event, **fields}, message=message),
+            "event_id": event_id,
+            "sha": sha,
+            "source": SOURCE,
+        },
+        context={"now": delivery.received_at},  # pure: judged against the delivery's time, not the clock
     )
     return incoming.to_wire(source=SOURCE, received_at=delivery.received_at)
 
