@@ -60,6 +60,7 @@ class Commit(_Part):
 
 class PushPayload(_Part):
     ref: str
+    after: str | None = Field(default=None, description="The head commit after the push.")
     repository: Repository
     commits: list[Commit] = Field(default_factory=list)
     deleted: bool = False

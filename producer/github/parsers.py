@@ -106,9 +106,10 @@ def compact_metadata(fields: dict[str, Any], *, message: str | None = None) -> s
         excess = len(text.encode("utf-8")) - MAX_METADATA_BYTES
         if excess <= 0:
             return text
-        if line:
-            keep = len(line.rstrip(_ELLIPSIS)) - excess - 1
-            line = line[:keep].rstrip() + _ELLIPSIS if keep > 0 else ""
+        if line:  # cut the message by the bytes in excess (the loop absorbs JSON escaping)
+            raw = line.removesuffix(_ELLIPSIS).encode("utf-8")
+            budget = len(raw) - excess - len(_ELLIPSIS.encode("utf-8"))
+            line = raw[:budget].decode("utf-8", errors="ignore").rstrip() + _ELLIPSIS if budget > 0 else ""
         elif data:  # absurdly long field values: drop the longest until it fits
             data.pop(max(data, key=lambda key: len(str(data[key]))))
         else:
@@ -159,6 +160,8 @@ def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfi
     if not push.commits:
         return Ignored(f"push to {push.ref} carries no commits (a new branch or tag at an existing commit)")
     repo = push.repository.full_name
+    # Every commit carries the push's head, so a deploy of the head can claim all of them (as fourkeys does).
+    head = push.after.lower() if push.after and push.after.strip("0") else None
     events = []
     for commit in push.commits:
         author = commit.author.username or commit.author.name if commit.author else None
@@ -170,7 +173,7 @@ def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfi
                 event=EventType.PUSH,
                 time=commit.timestamp,
                 sha=commit.id,
-                fields={"ref": push.ref, "author": author, "distinct": commit.distinct},
+                fields={"ref": push.ref, "head_sha": head, "author": author, "distinct": commit.distinct},
                 message=commit.message,
             )
         )

@@ -65,6 +65,7 @@ def test_push_yields_one_event_per_commit_with_sha_and_commit_time() -> None:
     assert first == {
         "github_event": "push",
         "ref": "refs/heads/main",
+        "head_sha": SHA_2,
         "author": "mona",
         "distinct": True,
         "message": "Add order export endpoint",
