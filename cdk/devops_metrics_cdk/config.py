@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devops_metrics_cdk.constants import Stage, resource_names
 
-__all__ = ["StageConfig"]
+__all__ = ["LOG_RETENTION_DAYS", "StageConfig"]
+
+LOG_RETENTION_DAYS = frozenset({7, 14, 30, 90, 180, 365})
 
 
 class StageConfig(BaseModel):
@@ -34,13 +36,20 @@ class StageConfig(BaseModel):
     new_relic_secret_name: str | None = None
     new_relic_region: Literal["US", "EU"] = "US"
     alarm_email: str | None = None
-    log_retention_days: Literal[7, 14, 30, 90, 180, 365] = 30
+    log_retention_days: int = 30
     nat_gateways: int = Field(default=1, ge=0, le=3)
 
     @field_validator("certificate_arn", "new_relic_secret_name", "alarm_email", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return value or None
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _supported_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of {sorted(LOG_RETENTION_DAYS)}")
+        return value
 
     @classmethod
     def from_context(cls, get: Any) -> StageConfig:
