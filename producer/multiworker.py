@@ -40,12 +40,15 @@ def build_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any
         "workers": args.workers or settings.gateway_workers,
         "worker_class": "aiohttp.GunicornWebWorker",
         # On SIGTERM a worker lets in-flight requests finish, then the batcher drains (cleanup_ctx).
-        "graceful_timeout": args.shutdown_timeout,
+        "graceful_timeout": max(1, round(args.shutdown_timeout)),
         "timeout": 60,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": "devops-gateway",
+        # gunicorn >= 25 opens a control socket under $HOME; the container user's home is read-only
+        # and nothing manages the arbiter at run time.
+        "control_socket_disable": True,
     }
 
 
@@ -56,6 +59,8 @@ class _GatewayApplication(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self._options.items():
+            if key == "control_socket_disable" and key not in self.cfg.settings:
+                continue  # older gunicorn: no control socket to disable
             self.cfg.set(key, value)
 
     def load(self) -> Any:
