@@ -98,5 +98,6 @@ def test_every_dora_metric_is_shown_per_repo() -> None:
 def test_identifier_check_catches_unknown_attributes() -> None:
     assert _identifiers("SELECT count(*) FROM Log WHERE service = 'x' FACET repository") == {
         "Log",
+        "service",
         "repository",
     }
