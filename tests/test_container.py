@@ -168,3 +168,39 @@ def test_gateway_command_serves_with_several_workers(stack) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_provision_command_creates_the_resources(emulator: str) -> None:
+    """The compose file's init step: `provision` against an emulator, idempotent, token not printed."""
+    import boto3
+
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DEVOPS_STREAM_NAME": f"provision-{suffix}",
+        "SECRET_STORE_NAME": f"provision-{suffix}",
+        "DEVOPS_TABLE_NAME": f"provision-{suffix}",
+        "DEAD_LETTER_QUEUE_NAME": f"provision-{suffix}",
+        "AGGREGATOR_STATE_TABLE": f"provision-{suffix}",
+        "DEVOPS_EVENTS_SECRET_TOKEN": f"token-{suffix}",
+    }
+    for _ in range(2):  # re-running is harmless
+        result = subprocess.run(
+            ["sh", str(ENTRYPOINT), "provision", "--shards", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["ready"] is True
+        assert f"token-{suffix}" not in result.stdout + result.stderr
+    kinesis = boto3.client("kinesis", endpoint_url=emulator)
+    assert kinesis.describe_stream_summary(StreamName=f"provision-{suffix}")["StreamDescriptionSummary"]
+    secret = boto3.client("secretsmanager", endpoint_url=emulator).get_secret_value(
+        SecretId=f"provision-{suffix}"
+    )
+    assert json.loads(secret["SecretString"]) == {"token": f"token-{suffix}"}
