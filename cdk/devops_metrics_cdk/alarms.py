@@ -22,10 +22,15 @@ from constructs import Construct
 
 from devops_metrics_cdk.constants import KCL_LAG_METRIC
 
-__all__ = ["PipelineAlarms"]
+__all__ = ["PipelineAlarms", "kcl_lag_query"]
 
 ITERATOR_AGE_THRESHOLD = Duration.minutes(5)
 GATEWAY_5XX_PERCENT = 5
+
+
+def kcl_lag_query(application_name: str) -> str:
+    """CloudWatch Metrics Insights over the KCL's own namespace (built from our names, not input)."""
+    return f"SELECT MAX({KCL_LAG_METRIC}) FROM \"{application_name}\" WHERE Operation = 'ProcessTask'"  # noqa: S608
 
 
 class PipelineAlarms(Construct):
@@ -69,22 +74,23 @@ class PipelineAlarms(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         for label, application_name in kcl_applications.items():
-            lag = cloudwatch.Metric(
-                namespace=application_name,
-                metric_name=KCL_LAG_METRIC,
-                dimensions_map={"Operation": "ProcessTask"},
-                statistic="Maximum",
+            # The KCL publishes MillisBehindLatest per shard (dimensions Operation, ShardId, ...), so a
+            # Metrics Insights query takes the worst shard of the application.
+            lag = cloudwatch.MathExpression(
+                expression=kcl_lag_query(application_name),
+                using_metrics={},
+                label=f"{application_name} ms behind",
                 period=Duration.minutes(1),
             )
             self.alarms[f"{label}Lag"] = lag.create_alarm(
                 self,
                 f"{label}Lag",
                 alarm_description=f"KCL application {application_name} is more than 5 minutes behind "
-                "the tip of the stream.",
+                "the tip of the stream (or stopped publishing its metrics).",
                 threshold=threshold_ms,
                 evaluation_periods=5,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                # No data means the workers stopped publishing, i.e. stopped processing: page.
+                # No data means the workers stopped processing (ProcessTask reports every poll): page.
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             )
 

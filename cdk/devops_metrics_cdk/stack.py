@@ -57,7 +57,14 @@ class DevOpsMetricsStack(Stack):
         )
         dlq = DeadLetterQueue(self, "DeadLetters", queue_name=names["dlq"], removal_policy=removal).queue
 
-        common = {"DEVOPS_STREAM_NAME": stream.stream_name, "DEAD_LETTER_QUEUE_NAME": dlq.queue_name}
+        common = {
+            "DEVOPS_STREAM_NAME": stream.stream_name,
+            "DEAD_LETTER_QUEUE_NAME": dlq.queue_name,
+            # The IAM grants below are sized for polling (no enhanced fan-out consumers), and the lag
+            # alarms need the KCL's SUMMARY metrics (MillisBehindLatest).
+            "KCL_RETRIEVAL_MODE": "POLLING",
+            "KCL_METRICS_LEVEL": "SUMMARY",
+        }
         consumer_secrets = (
             {"LOGGER_API_KEY": ecs.Secret.from_secrets_manager(secrets.new_relic_key)}
             if secrets.new_relic_key

@@ -197,6 +197,9 @@ def test_service_configuration(synth: Synthesized) -> None:
     assert consumer["DEVOPS_TABLE_NAME"] == "DORARawEventsTest"
     assert consumer["NEW_RELIC_REGION"] == "US"
     assert "DEAD_LETTER_QUEUE_NAME" in consumer
+    for kcl_app in (consumer, _env(_container(synth, "aggregator"))):
+        assert kcl_app["KCL_RETRIEVAL_MODE"] == "POLLING"  # what the IAM grants allow
+        assert kcl_app["KCL_METRICS_LEVEL"] == "SUMMARY"  # what the lag alarms read
     aggregator = _env(_container(synth, "aggregator"))
     assert aggregator["AGGREGATOR_APPLICATION_NAME"] == "devops-metrics-aggregator-test"
     assert aggregator["DEPLOYMENT_FREQ_TIMEFRAME_DAY"] == "30"
@@ -300,13 +303,13 @@ def test_no_wildcard_resource_where_an_arn_exists(synth: Synthesized) -> None:
 def test_alarms(synth: Synthesized) -> None:
     synth.template.resource_count_is("AWS::CloudWatch::Alarm", 5)
     for app in ("devops-metrics-consumer-test", "devops-metrics-aggregator-test"):
+        query = f"SELECT MAX(MillisBehindLatest) FROM \"{app}\" WHERE Operation = 'ProcessTask'"  # noqa: S608
         synth.template.has_resource_properties(
             "AWS::CloudWatch::Alarm",
             {
-                "Namespace": app,
-                "MetricName": "MillisBehindLatest",
-                "Dimensions": [{"Name": "Operation", "Value": "ProcessTask"}],
+                "Metrics": [Match.object_like({"Expression": query, "Period": 60})],
                 "Threshold": 300000,
+                "TreatMissingData": "breaching",
             },
         )
     synth.template.has_resource_properties(
