@@ -37,7 +37,9 @@ def synthesize(outdir: Path, context: dict[str, str]) -> Synthesized:
     from app import build_app
     from aws_cdk.assertions import Template
 
-    app = cdk.App(outdir=str(outdir), context=context)
+    # cdk.json's context (stage default, feature flags) as the CLI would pass it, then the overrides.
+    defaults = json.loads((CDK_DIR / "cdk.json").read_text())["context"]
+    app = cdk.App(outdir=str(outdir), context={**defaults, **context})
     stack = build_app(app)
     assembly = app.synth()  # raises if cdk-nag reports an unacknowledged finding
     artifact = assembly.get_stack_artifact(stack.artifact_id)
