@@ -18,14 +18,16 @@ COPY producer ./producer
 COPY consumer ./consumer
 COPY aggregator ./aggregator
 COPY devstack ./devstack
+# kclpy-ext ships the KCL jars inside the wheel; fail the build here rather than at task start.
 RUN pip install . \
-    # kclpy-ext ships the KCL jars inside the wheel; fail the build here rather than at task start.
     && python -c "import pathlib, amazon_kclpy; jars = pathlib.Path(amazon_kclpy.__file__).parent / 'jars'; assert any(jars.glob('amazon-kinesis-client-multilang-*.jar')), jars"
 
 # ---- runtime: slim Python + a headless JRE for the KCL MultiLangDaemon -----------------------------
 FROM python:3.11-slim-bookworm AS runtime
 
-RUN apt-get update \
+# (slim images drop /usr/share/man, where the JRE's postinst registers its man pages)
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 app \

@@ -28,11 +28,13 @@ ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 
 def _instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    # as Docker does: comment lines go first (also inside continued instructions), then lines join
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.strip().startswith("#")]
+    text = re.sub(r"\\\n", " ", "\n".join(lines))
     result = []
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
+        if stripped:
             keyword, _, rest = stripped.partition(" ")
             result.append((keyword.upper(), rest.strip()))
     return result
