@@ -75,7 +75,8 @@ def test_init_provisions_before_the_apps_start(config: dict) -> None:
         service = config["services"][name]
         assert service["command"] == [name]
         assert service["depends_on"]["init"]["condition"] == "service_completed_successfully"
-        assert service["image"] == init["image"]  # one image, built once by init
+        assert service["image"] == init["image"]  # one image...
+        assert Path(service["build"]["context"]) == ROOT  # ...built from the repository's Dockerfile
 
 
 def test_services_share_the_pipeline_names(config: dict) -> None:
