@@ -26,7 +26,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# The pinned AWS CDK CLI (cdk/package.json + package-lock.json) for tests/cdk/test_cdk_cli.py.
+CDK_NODE_MODULES := cdk/node_modules/.package-lock.json
+
+$(CDK_NODE_MODULES): cdk/package.json cdk/package-lock.json
+	npm ci --prefix cdk --no-audit --no-fund --prefer-offline --loglevel=error
+	touch $@
+
+test: lint $(CDK_NODE_MODULES)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 format: $(STAMP)
@@ -37,4 +44,4 @@ bench: $(STAMP)
 	@for b in bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache cdk/cdk.out
+	rm -rf $(VENV) .pytest_cache .ruff_cache cdk/cdk.out cdk/node_modules

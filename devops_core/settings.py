@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # --- gateway ------------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
+    gateway_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Gateway processes sharing one port (producer.multiworker).",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, description="Requests above this get a 413.")
     batch_max_records: int = Field(default=500, ge=1, le=500)
     batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5 * 1024 * 1024)
