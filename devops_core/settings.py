@@ -6,9 +6,10 @@ deliberately absent: boto3 reads AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> i
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["NEW_RELIC_ENDPOINTS", "Settings"]
@@ -60,9 +61,26 @@ class Settings(BaseSettings):
     aggregator_application_name: str = "devops-metrics-aggregator"
     dead_letter_queue_name: str = "devops-events-dlq"
 
+    # --- KCL MultiLangDaemon (devops_core.kcl.daemon) -----------------------------------------
+    kcl_initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    kcl_retrieval_mode: Literal["POLLING", "FANOUT"] = Field(
+        default="POLLING", description="FANOUT = enhanced fan-out (SubscribeToShard, HTTP/2 push)."
+    )
+    kcl_metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "NONE"
+    kcl_failover_time_millis: int = Field(default=10_000, ge=1000)
+    kcl_shard_sync_interval_millis: int = Field(default=60_000, ge=100)
+    kcl_idle_time_between_reads_millis: int = Field(default=1_000, ge=0)
+    kcl_max_records: int = Field(default=10_000, ge=1, le=10_000)
+
     # --- gateway ------------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
+    gateway_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Gateway processes sharing one port (producer.multiworker).",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, description="Requests above this get a 413.")
     batch_max_records: int = Field(default=500, ge=1, le=500)
     batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5 * 1024 * 1024)
@@ -86,8 +104,45 @@ class Settings(BaseSettings):
     )
     rate_limit_burst: int = Field(default=1000, ge=1, description="Events a token may send at once.")
 
+    # --- GitHub webhooks (POST /webhooks/github, see docs/github-webhooks.md) -------------------
+    github_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Webhook secret; when unset the gateway reads the 'github_webhook_secret' key of "
+        "SECRET_STORE_NAME. With neither, the webhook route refuses every delivery.",
+    )
+    github_test_workflow_pattern: str = Field(
+        default=r"(?i)test|\bci\b",
+        description="Regex (re.search) on a workflow's name or path: a successful run is a test_pass.",
+    )
+    github_deploy_workflow_pattern: str = Field(
+        default=r"(?i)deploy",
+        description="Regex (re.search) on a workflow's name or path: a run is a deploy / deploy_failed.",
+    )
+    github_deploy_environment_pattern: str | None = Field(
+        default=None,
+        description="Regex (re.search) on a deployment's environment; unset counts deployment statuses of "
+        "every environment, e.g. '^production$' leaves out staging and preview deployments.",
+    )
+    github_webhook_max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Larger webhook deliveries get a 413."
+    )
+    github_delivery_cache_size: int = Field(
+        default=10_000, ge=0, description="Recent X-GitHub-Delivery ids remembered to answer duplicates."
+    )
+
     # --- logging ------------------------------------------------------------------------------
     log_level: str = "INFO"
+
+    @field_validator(
+        "github_test_workflow_pattern", "github_deploy_workflow_pattern", "github_deploy_environment_pattern"
+    )
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        try:
+            re.compile(value or "")
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -25,14 +25,14 @@ class GatewayProcess:
     log: Path
 
 
-def start_gateway_process(log: Path, **env: str) -> GatewayProcess:
-    """Provision unique resources and run ``python -m producer`` against the session's emulator."""
+def start_gateway_process(log: Path, module: str = "producer", **env: str) -> GatewayProcess:
+    """Provision unique resources and run ``python -m <module>`` against the session's emulator."""
     settings = unique_settings()
     token = provision(settings, shard_count=1).token
     port = free_port()
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "producer", "--port", str(port)],
+            [sys.executable, "-m", module, "--port", str(port)],
             cwd=ROOT,
             env={
                 **os.environ,

@@ -7,11 +7,13 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from producer.limits import MAX_FIELD_SIZE, MAX_HEADERS
+from tests.hardening.conftest import start_gateway_process
 from tests.producer.conftest import bearer, open_gateway
 from tests.support import Stack
 
@@ -158,3 +160,34 @@ async def test_json_bombs_are_rejected_fast(
     assert response.status == status, await response.text()
     assert set(await response.json()) == {"error", "detail"}
     assert time.monotonic() - started < 2
+
+
+async def test_multiworker_serves_with_the_same_limits(emulator: str, tmp_path: Path) -> None:
+    """The container's entry point (gunicorn + aiohttp workers) gets server_kwargs too."""
+    gateway = start_gateway_process(
+        tmp_path / "gateway.log",
+        module="producer.multiworker",
+        GATEWAY_WORKERS="1",
+        KEEPALIVE_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        BODY_READ_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
+    )
+    try:
+        port = int(gateway.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
+            + b"\r\n"
+        )
+        status, _, _ = _split_response(await _read_until_closed(reader, within=5))
+        writer.close()
+        assert status == 400  # aiohttp's default allows 128 headers; ours allows 64
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        started = time.monotonic()
+        assert await _read_until_closed(reader, within=HEADER_TIMEOUT + 5) == b""
+        assert time.monotonic() - started < HEADER_TIMEOUT + 3
+        writer.close()
+    finally:
+        gateway.process.terminate()
+        gateway.process.wait(30)
