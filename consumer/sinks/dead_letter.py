@@ -16,7 +16,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-__all__ = ["DeadLetter", "DeadLetterSink", "MAX_RECORD_CHARS"]
+__all__ = ["MAX_RECORD_CHARS", "DeadLetter", "DeadLetterSink"]
 
 logger = logging.getLogger(__name__)
 

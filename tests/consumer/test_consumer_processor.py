@@ -90,7 +90,8 @@ def test_poison_records_are_dead_lettered_and_the_shard_moves_on(
     assert [letter["sequence_number"] for letter in letters] == ["1", "2", "3"]
     assert all(letter["shard_id"] == SHARD and letter["stage"] == "decode" for letter in letters)
     assert letters[0]["record"] == "not json at all"
-    assert "invalid record" in letters[1]["reason"] and "event" in letters[1]["reason"]
+    assert "invalid record" in letters[1]["reason"]
+    assert "event" in letters[1]["reason"]
     assert letters[2]["record_encoding"] == "base64"
     assert [_dims(r)["event_id"] for r in _ts(emulator, consumer_settings)] == [good.event_id]
     assert [log["event_id"] for log in standin_logs(newrelic_standin, api_key)] == [good.event_id]
@@ -131,7 +132,8 @@ def test_timestream_rejections_dead_letter_the_rejected_only(
     letters = dead_letters(consumer_settings)
     stored = {_dims(r)["event_id"] for r in _ts(emulator, consumer_settings)}
     rejected = {letter["event_id"] for letter in letters}
-    assert letters and all(letter["stage"] == "timestream" for letter in letters)
+    assert letters
+    assert all(letter["stage"] == "timestream" for letter in letters)
     assert all("outside the time range" in letter["reason"] for letter in letters)
     assert stored.isdisjoint(rejected)
     assert stored | rejected == {e.event_id for e in events}
@@ -180,7 +182,8 @@ def test_timestream_down_for_a_while_then_back(
     )
 
     time.sleep(2.0)
-    assert thread.is_alive() and checkpointer.checkpoints == []
+    assert thread.is_alive()
+    assert checkpointer.checkpoints == []
     assert len(standin_logs(newrelic_standin, api_key)) == 20  # New Relic took its part already
     calls_during_outage = _proxy_counts(fault_proxy).get("timestream_unavailable", 0)
     assert 2 <= calls_during_outage <= 40  # backing off, not spinning
@@ -309,7 +312,8 @@ def test_lease_lost_shard_ended_and_shutdown(consumer_settings, make_runtime):
 
     lost = FakeCheckpointer()
     messages.LeaseLostInput({"action": "leaseLost"}).dispatch(lost, processor)
-    assert lost.checkpoints == [] and processor.lease_lost_flag
+    assert lost.checkpoints == []
+    assert processor.lease_lost_flag
 
     ended = FakeCheckpointer()
     ended.fail_with = ["ThrottlingException"]  # retried
