@@ -21,7 +21,7 @@ __all__ = ["ConsumerWorker", "LocalConsumer"]
 
 logger = logging.getLogger(__name__)
 
-STANDIN_API_KEY = "local-standin-key"  # noqa: S105 - a dummy key the stand-in accepts
+STANDIN_API_KEY = "local-standin-key"
 
 
 class LocalConsumer:

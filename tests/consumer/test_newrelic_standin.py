@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
-import asyncio
 import uuid
 
 import aiohttp
@@ -23,16 +23,18 @@ def _gz(payload: object) -> bytes:
 
 
 async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, dict[str, str]]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session, session.post(
-        f"{url}/log/v1", data=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.post(f"{url}/log/v1", data=body, headers=headers) as response,
+    ):
         return response.status, await response.json(), dict(response.headers)
 
 
 async def _logs(url: str, key: str) -> list[dict]:
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{url}/__standin__/logs", params={"api_key": key}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/__standin__/logs", params={"api_key": key}) as response,
+    ):
         return (await response.json())["logs"]
 
 
