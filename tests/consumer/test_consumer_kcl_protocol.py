@@ -9,10 +9,9 @@ import subprocess
 import sys
 import time
 
-from consumer_helpers import make_event, standin_logs
-
 from devstack.inspect import timestream_records
-from tests.conftest import ROOT
+from tests.consumer.consumer_helpers import make_event, standin_logs
+from tests.support import ROOT
 
 
 def _record(data: bytes, sequence: str) -> dict:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from consumer_helpers import (
+from consumer.processor import ConsumerProcessor
+from consumer.sinks.timestream import MEASURE_NAME
+from devstack.inspect import timestream_records
+from tests.consumer.consumer_helpers import (
     FakeCheckpointer,
     dead_letters,
     initialize_input,
@@ -17,10 +20,6 @@ from consumer_helpers import (
     standin_logs,
     wait_until,
 )
-
-from consumer.processor import ConsumerProcessor
-from consumer.sinks.timestream import MEASURE_NAME
-from devstack.inspect import timestream_records
 
 SHARD = "shardId-000000000001"
 
