@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     new_relic_log_endpoint: str | None = Field(
         default=None, description="Explicit Log API URL; overrides NEW_RELIC_REGION."
     )
+    consumer_max_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Cap of the consumer's backoff while a sink is down."
+    )
 
     # --- aggregator ---------------------------------------------------------------------------
     deployment_freq_timeframe_day: int = Field(default=30, ge=1, le=365)
@@ -59,9 +62,6 @@ class Settings(BaseSettings):
     consumer_application_name: str = "devops-metrics-consumer"
     aggregator_application_name: str = "devops-metrics-aggregator"
     dead_letter_queue_name: str = "devops-events-dlq"
-    consumer_max_backoff_seconds: float = Field(
-        default=30.0, gt=0, description="Cap of the consumer's backoff while a sink is down."
-    )
 
     # --- gateway ------------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
