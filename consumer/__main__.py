@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     setup_logging(settings.log_level)
-    from consumer.daemon import daemon_config
     from devops_core.kcl.daemon import render_properties, run_daemon
+
+    from consumer.daemon import daemon_config
 
     config = daemon_config(settings)
     if args.print_properties:

@@ -23,6 +23,16 @@ __all__ = ["PROCESSOR_MODULE", "ConsumerDaemon", "daemon_config", "start_consume
 logger = logging.getLogger(__name__)
 
 PROCESSOR_MODULE = "consumer.kcl_app"
+# The daemon's own logs go to stderr (stdout is not a protocol channel for the daemon itself, but
+# keeping it quiet keeps `make run` readable).
+_LOGBACK = """<configuration>
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target>
+    <encoder><pattern>%d{{HH:mm:ss.SSS}} %-5level %logger{{36}} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="{level}"><appender-ref ref="STDERR"/></root>
+</configuration>
+"""
 
 
 def daemon_config(settings: Settings, **overrides: Any) -> Any:
@@ -68,7 +78,7 @@ def start_consumer_daemon(
     **overrides: Any,
 ) -> ConsumerDaemon:
     """Start the MultiLangDaemon as a child process running the consumer (returns at once)."""
-    from devops_core.kcl.daemon import _LOGBACK, java_command, render_properties
+    from devops_core.kcl.daemon import java_command, render_properties
 
     workdir = tempfile.TemporaryDirectory(prefix="consumer-kcl-")
     properties = Path(workdir.name) / "consumer.properties"
