@@ -1,7 +1,7 @@
 """The consumer: every event on the stream into Timestream and New Relic, under the KCL."""
 
 from consumer.handler import Batch, BatchHandler, InRecord, Outcome
-from consumer.processor import ConsumerProcessor, checkpoint
+from consumer.processor import ConsumerProcessor
 from consumer.runtime import ConsumerRuntime
 
 __all__ = [

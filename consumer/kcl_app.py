@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import sys
 
-from amazon_kclpy import kcl
-
 from consumer.processor import ConsumerProcessor
 from consumer.runtime import ConsumerRuntime
+from devops_core.kcl.daemon import run_processor
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
 
 
 def main() -> int:
     settings = Settings()
-    setup_logging(settings.log_level, stream=sys.stderr)
+    setup_logging(settings.log_level, stream=sys.stderr)  # before the runtime logs "sink on/off"
     runtime = ConsumerRuntime(settings).start()
     try:
-        kcl.KCLProcess(ConsumerProcessor(runtime)).run()
+        run_processor(ConsumerProcessor(runtime), log_level=settings.log_level)
     finally:
         runtime.close()
     return 0

@@ -115,6 +115,12 @@ class ConsumerWorker:
 
 
 def _start_daemon(settings: Settings) -> Any:
+    """The daemon child reads settings from the environment: pass the ones make run decided."""
     from consumer.daemon import start_consumer_daemon
 
-    return start_consumer_daemon(settings)
+    env = dict(os.environ)
+    env.setdefault("DEVOPS_STREAM_NAME", settings.devops_stream_name)
+    env.setdefault("CONSUMER_APPLICATION_NAME", settings.consumer_application_name)
+    env.setdefault("KCL_SHARD_SYNC_INTERVAL_MILLIS", "5000")
+    env.setdefault("KCL_IDLE_TIME_BETWEEN_READS_MILLIS", "200")
+    return start_consumer_daemon(args=["--worker-id", "make-run-consumer", "--log-level", "WARN"], env=env)

@@ -11,45 +11,20 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from typing import Any
 
-from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from consumer.handler import Batch, InRecord
 from consumer.runtime import ConsumerRuntime
+from devops_core.kcl import checkpoint
 
-__all__ = ["ConsumerProcessor", "checkpoint"]
+__all__ = ["ConsumerProcessor"]
 
 logger = logging.getLogger(__name__)
 
 _BACKOFF_BASE = 0.2
 _MAX_RETRY_AFTER = 300.0
-
-
-def checkpoint(
-    checkpointer: Any,
-    sequence_number: str | None = None,
-    sub_sequence_number: int | None = None,
-    *,
-    retries: int = 5,
-    delay: float = 0.5,
-) -> bool:
-    """Checkpoint with bounded retries: stop on ShutdownException/InvalidState, back off on throttling."""
-    for attempt in range(1, retries + 1):
-        try:
-            checkpointer.checkpoint(sequence_number, sub_sequence_number)
-            return True
-        except CheckpointError as error:
-            if error.value in {"ShutdownException", "InvalidStateException"}:
-                logger.warning("checkpoint refused; lease gone", extra={"error": error.value})
-                return False
-            logger.warning("checkpoint failed", extra={"error": error.value, "attempt": attempt})
-            if attempt < retries:
-                time.sleep(delay * attempt)
-    logger.error("checkpoint failed after retries", extra={"sequence_number": sequence_number})
-    return False
 
 
 class ConsumerProcessor(RecordProcessorBase):
@@ -85,7 +60,7 @@ class ConsumerProcessor(RecordProcessorBase):
     def shard_ended(self, shard_ended_input: Any) -> None:
         # Every batch of the shard was delivered before this call; the KCL requires this checkpoint.
         logger.info("shard ended", extra={"shard_id": self.shard_id})
-        checkpoint(shard_ended_input.checkpointer)
+        checkpoint(shard_ended_input.checkpointer, shard_id=self.shard_id)
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         if self._done is not None and self._done != self._checkpointed:
@@ -95,7 +70,12 @@ class ConsumerProcessor(RecordProcessorBase):
     def _checkpoint(self, checkpointer: Any, record: InRecord | None) -> None:
         if record is None:
             return
-        if checkpoint(checkpointer, record.sequence_number, record.sub_sequence_number or None):
+        if checkpoint(
+            checkpointer,
+            record.sequence_number,
+            sub_sequence_number=record.sub_sequence_number or None,
+            shard_id=self.shard_id,
+        ):
             self._checkpointed = record
 
     def _deliver(self, batch: Batch) -> bool:

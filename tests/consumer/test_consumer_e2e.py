@@ -17,8 +17,8 @@ def _event_ids(emulator, settings) -> list[str]:
     return [next(d["Value"] for d in r["Dimensions"] if d["Name"] == "event_id") for r in stored]
 
 
-async def _wait(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait(predicate, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
     while not await asyncio.to_thread(predicate):
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
@@ -44,12 +44,12 @@ async def test_gateway_to_timestream_and_new_relic_then_restart(
         # One event: in Timestream and at New Relic within two seconds of the gateway's 202.
         accepted = await _post(gateway, stack.token, {"repo": "svc", "event": "deploy", "metadata": "v1"})
         answered = time.monotonic()
-        await _wait(lambda: accepted["event_id"] in _event_ids(emulator, settings), timeout=2.0)
+        await _wait(lambda: accepted["event_id"] in _event_ids(emulator, settings), within=2.0)
         await _wait(
             lambda: any(
                 log["event_id"] == accepted["event_id"] for log in standin_logs(newrelic_standin, api_key)
             ),
-            timeout=max(0.1, 2.0 - (time.monotonic() - answered)),
+            within=max(0.1, 2.0 - (time.monotonic() - answered)),
         )
         batch = [{"repo": f"svc-{i % 3}", "event": "push", "metadata": {"i": i}} for i in range(40)]
         answer = await _post(gateway, stack.token, batch, "/events")
