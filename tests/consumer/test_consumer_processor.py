@@ -18,7 +18,6 @@ from tests.consumer.consumer_helpers import (
     set_faults,
     standin_fault,
     standin_logs,
-    wait_until,
 )
 
 SHARD = "shardId-000000000001"
@@ -348,4 +347,3 @@ def test_stopping_during_an_outage_does_not_checkpoint(
     thread.join(5)
     assert not thread.is_alive()
     assert checkpointer.checkpoints == []
-    wait_until(lambda: True)
