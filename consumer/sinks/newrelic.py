@@ -14,6 +14,7 @@ import gzip
 import json
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ import aiohttp
 from consumer.sinks.base import Rejection, WriteResult
 from devops_core.events import DevOpsEvent
 
-__all__ = ["SERVICE_NAME", "NewRelicSink", "to_log_entry"]
+__all__ = ["SERVICE_NAME", "NewRelicSink", "retry_after_seconds", "to_log_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ def retry_after_seconds(value: str | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    from datetime import UTC, datetime
-
     return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
