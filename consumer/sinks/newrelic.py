@@ -68,7 +68,7 @@ def _chunks(events: Sequence[DevOpsEvent]) -> list[list[tuple[DevOpsEvent, bytes
 def _body(chunk: list[tuple[DevOpsEvent, bytes]]) -> bytes:
     common = json.dumps({"attributes": {"service": SERVICE_NAME}}, separators=(",", ":")).encode()
     logs = b",".join(encoded for _, encoded in chunk)
-    return gzip.compress(b'[{"common":' + common + b',"logs":[' + logs + b"]}]", compresslevel=5)
+    return gzip.compress(b'[{"common":' + common + b',"logs":[' + logs + b"]}]", compresslevel=1)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

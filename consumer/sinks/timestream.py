@@ -86,7 +86,7 @@ def to_timestream_record(event: DevOpsEvent) -> dict[str, Any]:
 class TimestreamSink:
     name = "timestream"
 
-    def __init__(self, client: Any, database: str, table: str, *, concurrency: int = 8) -> None:
+    def __init__(self, client: Any, database: str, table: str, *, concurrency: int = 4) -> None:
         self._client = client
         self._database = database
         self._table = table
