@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import unique_settings
-from kcl_recording_processor import read_events
-
 from devops_core.aws import boto_client
+from tests.kcl.kcl_recording_processor import read_events
+from tests.support import unique_settings
 
 
 def make_stream(shards: int = 2) -> str:

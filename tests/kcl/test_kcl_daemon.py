@@ -16,9 +16,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, unique_settings
-from kcl_recording_processor import read_events
-from kcl_test_support import leases, make_stream, put, records, wait_for
+
+from tests.kcl.kcl_recording_processor import read_events
+from tests.kcl.kcl_test_support import leases, make_stream, put, records, wait_for
+from tests.support import ROOT, unique_settings
 
 pytestmark = [pytest.mark.kcl_daemon, pytest.mark.timeout(420)]
 

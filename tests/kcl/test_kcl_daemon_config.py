@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
-
 from devops_core.kcl.daemon import MAIN_CLASS, DaemonConfig, jars_dir, java_command, render_properties
 from devops_core.settings import Settings
+from tests.support import ROOT
 
 
 def parse(text: str) -> dict[str, str]:

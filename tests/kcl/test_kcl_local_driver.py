@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import unique_settings
-from kcl_recording_processor import POISON, RecordingProcessor, read_events
-from kcl_test_support import leases, make_stream, put, records, wait_for
 
 from devops_core.aws import boto_client
 from devops_core.kcl import LocalKclDriver
 from devops_core.kcl.leases import SHARD_END
+from tests.kcl.kcl_recording_processor import POISON, RecordingProcessor, read_events
+from tests.kcl.kcl_test_support import leases, make_stream, put, records, wait_for
+from tests.support import unique_settings
 
 pytestmark = pytest.mark.timeout(120)
 
