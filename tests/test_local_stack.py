@@ -25,6 +25,7 @@ class LocalStack:
     gateway: str
     emulator: str
     token: str
+    newrelic: str
 
 
 def _read_banner(process: subprocess.Popen[str], timeout: float = 90) -> dict[str, str]:
@@ -37,6 +38,8 @@ def _read_banner(process: subprocess.Popen[str], timeout: float = 90) -> dict[st
             raise RuntimeError("make run exited before it was ready")
         if match := re.search(r"export DEVOPS_EVENTS_SECRET_TOKEN=(\S+)", line):
             found["token"] = match.group(1)
+        if match := re.search(r"New Relic stand-in: (\S+)", line):
+            found["newrelic"] = match.group(1)
         if "Ctrl-C" in line:
             found["ctrl"] = "yes"
     return found
@@ -55,6 +58,7 @@ def local_stack() -> Iterator[LocalStack]:
             str(gateway_port),
             "--emulator-port",
             str(emulator_port),
+            "--newrelic-standin",
         ],
         cwd=ROOT,
         env=env,
@@ -65,7 +69,11 @@ def local_stack() -> Iterator[LocalStack]:
     )
     banner = _read_banner(process)
     yield LocalStack(
-        process, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{emulator_port}", banner["token"]
+        process,
+        f"http://127.0.0.1:{gateway_port}",
+        f"http://127.0.0.1:{emulator_port}",
+        banner["token"],
+        banner["newrelic"],
     )
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -94,6 +102,35 @@ def test_event_posted_to_the_local_gateway_is_in_the_local_stream(
 
     events = [e for e in read_stream_events("devops-events") if e.event_id == accepted["event_id"]]
     assert [(e.repo, e.event, e.metadata) for e in events] == [("demo", "deploy", "v1")]
+
+
+def _wait_for(predicate, timeout: float) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _newrelic_event_ids(stack: LocalStack) -> set[str]:
+    with urllib.request.urlopen(f"{stack.newrelic}/__standin__/logs", timeout=5) as response:
+        logs = json.load(response)["logs"]
+    return {log.get("attributes", {}).get("event_id") or log.get("event_id") for log in logs}
+
+
+def test_event_reaches_timestream_and_new_relic_within_two_seconds(local_stack: LocalStack) -> None:
+    from devstack.inspect import timestream_records
+
+    accepted = post_event(local_stack, {"repo": "demo", "event": "push", "metadata": "e2e"})
+    event_id = accepted["event_id"]
+
+    def in_timestream() -> bool:
+        records = timestream_records(local_stack.emulator, "DORAStats", "DORARawEventsTest")
+        return any({"Name": "event_id", "Value": event_id} in r["Dimensions"] for r in records)
+
+    assert _wait_for(in_timestream, timeout=2.0) <= 2.0
+    _wait_for(lambda: event_id in _newrelic_event_ids(local_stack), timeout=2.0)
 
 
 def test_sigterm_stops_everything_within_seconds(local_stack: LocalStack) -> None:
