@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +21,7 @@ from aiohttp import web
 from devops_core.settings import Settings
 from producer.errors import ApiError
 
-__all__ = ["MAX_FIELD_SIZE", "MAX_HEADERS", "MAX_LINE_SIZE", "read_body", "server_kwargs"]
+__all__ = ["MAX_FIELD_SIZE", "MAX_HEADERS", "MAX_LINE_SIZE", "body_deadline", "read_body", "server_kwargs"]
 
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
@@ -40,10 +42,17 @@ def server_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def read_body(request: web.Request, deadline_seconds: float) -> bytes:
-    """The whole body, or a 408 (connection closed) when it does not arrive within ``deadline_seconds``."""
+@contextlib.asynccontextmanager
+async def body_deadline(deadline_seconds: float) -> AsyncIterator[None]:
+    """Around any body read: a 408 (connection closed) when it takes longer than ``deadline_seconds``."""
     try:
         async with asyncio.timeout(deadline_seconds):
-            return await request.read()
+            yield
     except TimeoutError:
         raise ApiError(408, f"request body not received within {deadline_seconds:g} s", close=True) from None
+
+
+async def read_body(request: web.Request, deadline_seconds: float) -> bytes:
+    """The whole body, or a 408 (connection closed) when it does not arrive within ``deadline_seconds``."""
+    async with body_deadline(deadline_seconds):
+        return await request.read()

@@ -27,6 +27,7 @@ from producer.github.models import WebhookResponse
 from producer.github.parsers import Delivery, Ignored, MappingConfig, describe_ping, parse_delivery
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
 from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
+from producer.limits import body_deadline
 from producer.state import BATCHER, SETTINGS
 
 __all__ = ["DELIVERIES", "WEBHOOK_PATH", "WEBHOOK_SECRETS", "github_webhook", "setup_github_webhooks"]
@@ -134,7 +135,8 @@ async def github_webhook(request: web.Request) -> web.Response:
         if store.last_error:
             detail += f" ({store.last_error})"
         raise ApiError(503, detail, error="not_configured", headers=_RETRY_AFTER)
-    body = await _read_body(request, app[SETTINGS].github_webhook_max_body_bytes)
+    async with body_deadline(app[SETTINGS].body_read_timeout_seconds):
+        body = await _read_body(request, app[SETTINGS].github_webhook_max_body_bytes)
     _check_signature(request, body, store)
     delivery = _delivery(request)
     log = {"delivery": delivery.id, "github_event": delivery.event}
