@@ -26,6 +26,6 @@ def test_short_soak_has_no_errors_and_no_gross_rss_growth(emulator: str) -> None
     assert result.stdout.splitlines()[-1].startswith("summary: "), result.stdout + result.stderr
     summary = json.loads(result.stdout.splitlines()[-1].removeprefix("summary: "))
     assert summary["errors"] == 0
-    assert summary["events_per_s"] > 150
+    assert summary["events_per_s"] > 100  # half the target: the machine may be shared
     assert summary["rss_mb_last_third"] < summary["rss_mb_first_third"] * 1.5  # gross growth only
     assert "t (s)" in result.stdout  # the table over time
