@@ -114,10 +114,10 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 "poison records",
                 extra={"count": len(poison), "sequence_numbers": [p.sequence_number for p in poison][:10]},
             )
+        self.stats.poison += len(poison)
         outcome = self._with_retries(lambda: self._work(events, poison))
         self.stats.batches += 1
         self.stats.records += len(records)
-        self.stats.poison += len(poison)
         return outcome
 
     def _work(self, events: list[DevOpsEvent], poison: list[DeadLetter]) -> HandleOutcome:
