@@ -92,10 +92,10 @@ class Aggregator:
             extra={
                 "records": len(events),
                 "counted": applied.counted,
-                "duplicates": applied.duplicates,
+                "pushes": applied.pushes,
                 "too_old": applied.too_old,
                 "ignored": applied.ignored + internal,
-                "transactions": applied.transactions,
+                "writes": applied.writes,
                 "emitted": len(metric_events),
             },
         )

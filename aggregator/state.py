@@ -3,35 +3,41 @@ so the aggregator survives restarts and any number of tasks can share the table.
 
 Items (one table, string keys ``pk``/``sk``, TTL attribute ``expires_at``):
 
-=====================  ===========================  =============================================
+=====================  ===========================  ================================================
 pk                     sk                           what
-=====================  ===========================  =============================================
-``b#<scope>``          ``d#<YYYY-MM-DD>``           day bucket: deploys, failures, lead_s, rec_s
-``e#<event_id>``       ``-``                        dedupe marker: this event is counted
-``p#<repo>#<sha>``     ``<time_ms>#<event_id>``     a push of ``sha`` (earliest = first item)
+=====================  ===========================  ================================================
+``b#<scope>``          ``d#<YYYY-MM-DD>#<shard>``   day bucket: string sets ``deploys``, ``failures``,
+                                                    ``lead`` (``id=seconds``), ``rec`` (``id=seconds``)
+``p#<repo>#<sha>``     ``<time_ms>#<event_id>``     a push of ``sha`` (the first item is the earliest)
 ``f#<repo>``           ``<time_ms>#<event_id>``     an open (not yet restored) deploy_failed
 ``repos``              ``<repo>``                   repos seen lately (for the periodic emit)
 ``stats``              ``too_old``                  events ignored because older than the window
-=====================  ===========================  =============================================
+``claim#<name>``       ``-``                        one periodic emit per period, across tasks
+=====================  ===========================  ================================================
 
-Exactly once: every counted event writes its dedupe marker with ``attribute_not_exists`` in the
-same TransactWriteItems as the bucket increments it causes, so a redelivered event can never be
-counted twice, even when two tasks race on it. Before writing, one BatchGetItem drops events that
-are already counted, so a replayed batch costs reads, not cancelled transactions. Bucket updates
-are merged per (scope, day) inside a transaction (up to 100 items), which is what makes this
-faster than one conditional write per event.
+Exactly once, without transactions: a day bucket counts *event ids*, kept in DynamoDB string sets
+that grow by ``UpdateItem ... ADD`` (set union). Adding an id that is already there changes
+nothing, so a redelivered event, a replayed batch or two tasks racing on the same records can
+never count an event twice, and every write is idempotent. Lead-time and recovery samples are
+set members too, keyed by the event that produced them (read side keeps one sample per key).
+All the events of a batch that fall in one (scope, day) become ONE UpdateItem; pushes and open
+failures are written with BatchWriteItem. That is what makes the aggregator faster than one
+conditional write per event (docs/aggregator.md has the numbers).
+
+Limits: a bucket item holds at most 400 KB, i.e. ~5,000 deploys per scope and day; the ALL scope
+is spread over ``ALL_SHARDS`` items per day (by event id) for ~40,000.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
+import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -39,32 +45,33 @@ from botocore.exceptions import ClientError
 from aggregator.metrics import DayBucket, Window, day_of
 from devops_core.events import REPO_ALL, DevOpsEvent, EventType
 
-__all__ = ["ApplyResult", "StateConflict", "StateRepository", "scopes_of"]
+__all__ = ["ALL_SHARDS", "ApplyResult", "StateRepository", "scopes_of"]
 
 logger = logging.getLogger(__name__)
 
-MAX_TRANSACTION_ITEMS = 100
-MAX_BATCH_GET_KEYS = 100
+ALL_SHARDS = 8
+MAX_BATCH_WRITE = 25
 _COUNTED = {EventType.DEPLOY, EventType.DEPLOY_FAILED, EventType.SERVICE_RESTORED}
-
-
-class StateConflict(Exception):
-    """Transactions kept being cancelled (another task raced on the same items)."""
+_SETS = ("deploys", "failures", "lead", "rec")
 
 
 @dataclass
 class ApplyResult:
-    counted: int = 0
-    duplicates: int = 0
+    counted: int = 0  # deploy, deploy_failed and service_restored events written (new or not)
+    pushes: int = 0
     too_old: int = 0
     ignored: int = 0
-    transactions: int = 0
+    writes: int = 0  # DynamoDB write calls
     too_old_event_ids: list[str] = field(default_factory=list)
 
 
 def scopes_of(repo: str) -> tuple[str, ...]:
     """Every event counts for its repo and for ALL (an event of repo ALL only once)."""
     return (REPO_ALL,) if repo == REPO_ALL else (repo, REPO_ALL)
+
+
+def _shard(scope: str, event_id: str) -> int:
+    return zlib.crc32(event_id.encode()) % ALL_SHARDS if scope == REPO_ALL else 0
 
 
 def _ms_key(moment: datetime, event_id: str) -> str:
@@ -75,29 +82,8 @@ def _epoch(day: date, plus_days: int) -> int:
     return int(datetime.combine(day + timedelta(days=plus_days), datetime.min.time(), UTC).timestamp())
 
 
-@dataclass
-class _BucketDelta:
-    deploys: int = 0
-    failures: int = 0
-    lead_s: list[float] = field(default_factory=list)
-    rec_s: list[float] = field(default_factory=list)
-
-    def add(self, other: _BucketDelta) -> None:
-        self.deploys += other.deploys
-        self.failures += other.failures
-        self.lead_s += other.lead_s
-        self.rec_s += other.rec_s
-
-
-@dataclass
-class _Unit:
-    """The writes one event causes; they must commit together with its dedupe marker."""
-
-    event: DevOpsEvent
-    puts: list[dict[str, Any]] = field(default_factory=list)  # whole items, no condition
-    deletes: list[tuple[str, str]] = field(default_factory=list)  # open failures this restore closes
-    buckets: dict[tuple[str, date], _BucketDelta] = field(default_factory=dict)
-    dedupe: bool = True
+def _sample(key: str, seconds: float) -> str:
+    return f"{key}={round(seconds, 3)}"
 
 
 class StateRepository:
@@ -108,251 +94,147 @@ class StateRepository:
         *,
         window_days: int,
         retention_days: int = 180,
-        max_attempts: int = 8,
+        max_workers: int = 8,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = client
         self._table = table
         self._window_days = window_days
         self._retention_days = retention_days
-        self._max_attempts = max_attempts
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aggregator-state")
         self._clock = clock
         self._registered: dict[str, date] = {}
 
     # -- writes --------------------------------------------------------------------------------
     def apply(self, events: Sequence[DevOpsEvent]) -> ApplyResult:
-        """Count every not-yet-counted event exactly once; safe to call again with the same events."""
+        """Count the events into their day buckets; idempotent, so safe to call again with them."""
         result = ApplyResult()
         window = Window.ending_at(self._clock(), self._window_days)
-        fresh: dict[str, DevOpsEvent] = {}
+        todo: dict[str, DevOpsEvent] = {}
         for event in events:
-            if (
-                event.event.is_internal
-                or event.event == EventType.TEST_PASS
-                or (event.event == EventType.PUSH and not event.sha)
-            ):
+            if event.event not in _COUNTED and not (event.event == EventType.PUSH and event.sha):
                 result.ignored += 1
             elif window.is_too_old(event.time):
                 result.too_old += 1
                 result.too_old_event_ids.append(event.event_id)
-            elif event.event_id in fresh:
-                result.duplicates += 1
             else:
-                fresh[event.event_id] = event
+                todo[event.event_id] = event
+        ordered = sorted(todo.values(), key=lambda e: (e.time, e.event_id))
+        puts, deletes, sets = self._plan(ordered, window)
+        result.pushes = sum(1 for e in ordered if e.event == EventType.PUSH)
+        result.counted = len(ordered) - result.pushes
+        # Order matters only for open failures: samples are recorded before a failure is closed,
+        # so a crash in between re-derives the same samples on redelivery.
+        result.writes += self._batch_write([{"PutRequest": {"Item": item}} for item in puts])
+        result.writes += self._update_buckets(sets, window)
+        result.writes += self._batch_write(
+            [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in deletes]
+        )
         if result.too_old:
             self._count_too_old(result.too_old)
-        pending = list(fresh.values())
-        for attempt in range(1, self._max_attempts + 1):
-            counted_before = self._already_counted([e for e in pending if e.event in _COUNTED])
-            todo = [e for e in pending if e.event_id not in counted_before]
-            if attempt == 1:
-                result.duplicates += len(pending) - len(todo)
-            units = self._plan(sorted(todo, key=lambda e: (e.time, e.event_id)), window)
-            try:
-                for chunk in self._chunks(units):
-                    self._transact(chunk)
-                    result.transactions += 1
-                    result.counted += sum(1 for unit in chunk if unit.dedupe)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                delay = min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
-                logger.warning(
-                    "state transaction cancelled; re-planning",
-                    extra={"attempt": attempt, "reasons": sorted({r for r in reasons if r != "None"})},
-                )
-                time.sleep(delay)
-                continue
-            return result
-        raise StateConflict(f"transactions still cancelled after {self._max_attempts} attempts")
+        self._registered.update({e.repo: window.today for e in ordered if e.event != EventType.PUSH})
+        return result
 
-    def _already_counted(self, events: list[DevOpsEvent]) -> set[str]:
-        counted: set[str] = set()
-        ids = [e.event_id for e in events]
-        for start in range(0, len(ids), MAX_BATCH_GET_KEYS):
-            keys: list[dict[str, Any]] = [
-                {"pk": {"S": f"e#{event_id}"}, "sk": {"S": "-"}}
-                for event_id in ids[start : start + MAX_BATCH_GET_KEYS]
-            ]
-            request: dict[str, Any] = {
-                self._table: {"Keys": keys, "ProjectionExpression": "pk", "ConsistentRead": True}
-            }
-            for attempt in range(self._max_attempts):
-                response = self._db.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    counted.add(item["pk"]["S"][2:])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-            else:
-                raise StateConflict("BatchGetItem kept returning unprocessed keys")
-        return counted
-
-    def _plan(self, events: list[DevOpsEvent], window: Window) -> list[_Unit]:
-        """Turn events (time order) into write units; reads push times and open failures first."""
+    def _plan(
+        self, events: list[DevOpsEvent], window: Window
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]], dict[tuple[str, date, int], dict[str, set[str]]]]:
+        """Events (in time order) -> items to put, open failures to delete, set members per bucket."""
         push_times = self._earliest_pushes(
             {(e.repo, e.sha) for e in events if e.event == EventType.DEPLOY and e.sha}
         )
-        open_failures: dict[str, list[tuple[int, str, bool]]] = {}  # repo -> [(ms, sk, stored)]
-        for repo in {e.repo for e in events if e.event == EventType.SERVICE_RESTORED}:
-            open_failures[repo] = self._open_failures(repo)
-        units: list[_Unit] = []
+        restored_repos = {e.repo for e in events if e.event == EventType.SERVICE_RESTORED}
+        open_failures = dict(zip(restored_repos, self._map(self._open_failures, restored_repos), strict=True))
+        puts: dict[tuple[str, str], dict[str, Any]] = {}
+        deletes: list[tuple[str, str]] = []
+        sets: dict[tuple[str, date, int], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+
+        def add(event: DevOpsEvent, name: str, member: str) -> None:
+            for scope in scopes_of(event.repo):
+                sets[(scope, day_of(event.time), _shard(scope, event.event_id))][name].add(member)
+
         for event in events:
-            unit = _Unit(event)
-            day = day_of(event.time)
             if event.event == EventType.PUSH:
-                unit.dedupe = False  # the push item is keyed by event_id: writing it twice is harmless
-                unit.puts.append(self._push_item(event))
+                item = self._timed_item(f"p#{event.repo}#{event.sha}", event)
+                puts[(item["pk"]["S"], item["sk"]["S"])] = item
                 key = (event.repo, event.sha or "")
-                ms = int(event.time.timestamp() * 1000)
-                push_times[key] = min(push_times.get(key, ms), ms)
+                push_times[key] = min(push_times.get(key, event.time_ms), event.time_ms)
             elif event.event == EventType.DEPLOY:
-                delta = _BucketDelta(deploys=1)
-                pushed = push_times.get((event.repo, event.sha or "")) if event.sha else None
+                add(event, "deploys", event.event_id)
+                pushed = push_times.get((event.repo, event.sha)) if event.sha else None
                 if pushed is not None and pushed <= event.time_ms:
-                    delta.lead_s.append((event.time_ms - pushed) / 1000)
-                unit.buckets = {(scope, day): delta for scope in scopes_of(event.repo)}
+                    add(event, "lead", _sample(event.event_id, (event.time_ms - pushed) / 1000))
             elif event.event == EventType.DEPLOY_FAILED:
-                unit.buckets = {(scope, day): _BucketDelta(failures=1) for scope in scopes_of(event.repo)}
-                sk = _ms_key(event.time, event.event_id)
-                if event.repo in open_failures:
-                    open_failures[event.repo].append((event.time_ms, sk, False))
-                    # Stored only if no restore in this batch closes it (see below).
-                unit.puts.append(self._failure_item(event, sk))
+                add(event, "failures", event.event_id)
+                item = self._timed_item(f"f#{event.repo}", event)
+                puts[(item["pk"]["S"], item["sk"]["S"])] = item
+                open_failures.setdefault(event.repo, []).append((event.time_ms, item["sk"]["S"]))
             elif event.event == EventType.SERVICE_RESTORED:
                 still_open = []
-                delta = _BucketDelta()
-                for ms, sk, stored in open_failures.get(event.repo, []):
-                    if ms <= event.time_ms:
-                        delta.rec_s.append((event.time_ms - ms) / 1000)
-                        if stored:
-                            unit.deletes.append((f"f#{event.repo}", sk))
-                        else:
-                            _drop_put(units, f"f#{event.repo}", sk)
-                    else:
-                        still_open.append((ms, sk, stored))
+                for ms, sk in open_failures.get(event.repo, []):
+                    if ms > event.time_ms:
+                        still_open.append((ms, sk))
+                        continue
+                    failure_id = sk.split("#", 1)[1]
+                    add(event, "rec", _sample(f"{failure_id}>{event.event_id}", (event.time_ms - ms) / 1000))
+                    if puts.pop((f"f#{event.repo}", sk), None) is None:  # stored earlier: delete it
+                        deletes.append((f"f#{event.repo}", sk))
                 open_failures[event.repo] = still_open
-                if delta.rec_s:
-                    unit.buckets = {(scope, day): delta for scope in scopes_of(event.repo)}
-            units.append(unit)
-            self._maybe_register(unit, window)
-        return units
+            if event.event != EventType.PUSH and self._registered.get(event.repo) != window.today:
+                puts[("repos", event.repo)] = {
+                    "pk": {"S": "repos"},
+                    "sk": {"S": event.repo},
+                    "expires_at": {"N": str(_epoch(window.today, self._window_days + 2))},
+                }
+        return list(puts.values()), deletes, sets
 
-    def _maybe_register(self, unit: _Unit, window: Window) -> None:
-        """Remember the repo (once a day per process) so the periodic emit knows whom to recompute."""
-        repo = unit.event.repo
-        if unit.event.event == EventType.PUSH or self._registered.get(repo) == window.today:
-            return
-        self._registered[repo] = window.today
-        unit.puts.append(
-            {
-                "pk": {"S": "repos"},
-                "sk": {"S": repo},
-                "expires_at": {"N": str(_epoch(window.today, self._window_days + 2))},
-            }
-        )
-
-    def _push_item(self, event: DevOpsEvent) -> dict[str, Any]:
+    def _timed_item(self, pk: str, event: DevOpsEvent) -> dict[str, Any]:
         return {
-            "pk": {"S": f"p#{event.repo}#{event.sha}"},
+            "pk": {"S": pk},
             "sk": {"S": _ms_key(event.time, event.event_id)},
             "t": {"N": str(event.time_ms)},
             "expires_at": {"N": str(_epoch(day_of(event.time), self._retention_days))},
         }
 
-    def _failure_item(self, event: DevOpsEvent, sk: str) -> dict[str, Any]:
-        return {
-            "pk": {"S": f"f#{event.repo}"},
-            "sk": {"S": sk},
-            "t": {"N": str(event.time_ms)},
-            "expires_at": {"N": str(_epoch(day_of(event.time), self._retention_days))},
-        }
+    def _update_buckets(self, sets: dict[tuple[str, date, int], dict[str, set[str]]], window: Window) -> int:
+        def update(key: tuple[str, date, int]) -> None:
+            scope, day, shard = key
+            members = {name: values for name, values in sets[key].items() if values}
+            names = {f"#{name}": name for name in members}
+            values: dict[str, Any] = {f":{name}": {"SS": sorted(v)} for name, v in members.items()}
+            values[":exp"] = {"N": str(_epoch(day, self._window_days + 2))}
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"b#{scope}"}, "sk": {"S": f"d#{day.isoformat()}#{shard}"}},
+                UpdateExpression="SET expires_at = :exp ADD " + ", ".join(f"#{n} :{n}" for n in members),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
 
-    def _chunks(self, units: list[_Unit]) -> Iterable[list[_Unit]]:
-        chunk: list[_Unit] = []
-        buckets: set[tuple[str, date]] = set()
-        registry: set[str] = set()
-        size = 0
-        for unit in units:
-            new_buckets = set(unit.buckets) - buckets
-            cost = int(unit.dedupe) + len(unit.puts) + len(unit.deletes) + len(new_buckets)
-            repos = {p["sk"]["S"] for p in unit.puts if p["pk"]["S"] == "repos"}
-            if chunk and (size + cost > MAX_TRANSACTION_ITEMS or repos & registry):
-                yield chunk
-                chunk, buckets, registry, size = [], set(), set(), 0
-                new_buckets = set(unit.buckets)
-                cost = int(unit.dedupe) + len(unit.puts) + len(unit.deletes) + len(new_buckets)
-            chunk.append(unit)
-            buckets |= new_buckets
-            registry |= repos
-            size += cost
-        if chunk:
-            yield chunk
+        list(self._map(update, list(sets)))
+        return len(sets)
 
-    def _transact(self, chunk: list[_Unit]) -> None:
-        table = self._table
-        items: list[dict[str, Any]] = []
-        merged: dict[tuple[str, date], _BucketDelta] = defaultdict(_BucketDelta)
-        for unit in chunk:
-            event = unit.event
-            if unit.dedupe:
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": table,
-                            "Item": {
-                                "pk": {"S": f"e#{event.event_id}"},
-                                "sk": {"S": "-"},
-                                "expires_at": {"N": str(_epoch(day_of(event.time), self._window_days + 2))},
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                )
-            items += [{"Put": {"TableName": table, "Item": item}} for item in unit.puts]
-            items += [
-                {
-                    "Delete": {
-                        "TableName": table,
-                        "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
-                        # Another restore closed it first: re-plan rather than count it twice.
-                        "ConditionExpression": "attribute_exists(pk)",
-                    }
-                }
-                for pk, sk in unit.deletes
-            ]
-            for key, delta in unit.buckets.items():
-                merged[key].add(delta)
-        items += [self._bucket_update(scope, day, delta) for (scope, day), delta in merged.items()]
-        if items:
-            self._db.transact_write_items(TransactItems=items)
+    def _batch_write(self, requests: list[dict[str, Any]]) -> int:
+        chunks = [requests[i : i + MAX_BATCH_WRITE] for i in range(0, len(requests), MAX_BATCH_WRITE)]
+        list(self._map(self._write_chunk, chunks))
+        return len(chunks)
 
-    def _bucket_update(self, scope: str, day: date, delta: _BucketDelta) -> dict[str, Any]:
-        sets = ["expires_at = :exp"]
-        adds = ["deploys :d", "failures :f"]
-        values: dict[str, Any] = {
-            ":exp": {"N": str(_epoch(day, self._window_days + 2))},
-            ":d": {"N": str(delta.deploys)},
-            ":f": {"N": str(delta.failures)},
-        }
-        if delta.lead_s or delta.rec_s:
-            values[":empty"] = {"L": []}
-        if delta.lead_s:
-            sets.append("lead_s = list_append(if_not_exists(lead_s, :empty), :lead)")
-            values[":lead"] = {"L": [{"N": _num(v)} for v in delta.lead_s]}
-        if delta.rec_s:
-            sets.append("rec_s = list_append(if_not_exists(rec_s, :empty), :rec)")
-            values[":rec"] = {"L": [{"N": _num(v)} for v in delta.rec_s]}
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"pk": {"S": f"b#{scope}"}, "sk": {"S": f"d#{day.isoformat()}"}},
-                "UpdateExpression": "SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
-                "ExpressionAttributeValues": values,
-            }
-        }
+    def _write_chunk(self, chunk: list[dict[str, Any]]) -> None:
+        pending: dict[str, Any] = {self._table: chunk}
+        for attempt in range(10):
+            pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        raise RuntimeError("BatchWriteItem kept returning unprocessed items")  # the batch is retried
+
+    def _count_too_old(self, count: int) -> None:
+        """A diagnostic counter (counted per delivery, so a replay counts a too-old event again)."""
+        self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": "stats"}, "sk": {"S": "too_old"}},
+            UpdateExpression="ADD events :n",
+            ExpressionAttributeValues={":n": {"N": str(count)}},
+        )
 
     def claim(self, name: str, *, ttl_seconds: int) -> bool:
         """True for exactly one caller per ``name`` (e.g. one periodic emit per period, across tasks)."""
@@ -372,36 +254,38 @@ class StateRepository:
             raise
         return True
 
-    def _count_too_old(self, count: int) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key={"pk": {"S": "stats"}, "sk": {"S": "too_old"}},
-            UpdateExpression="ADD events :n",
-            ExpressionAttributeValues={":n": {"N": str(count)}},
-        )
-
     # -- reads ---------------------------------------------------------------------------------
-    def _earliest_pushes(self, keys: set[tuple[str, str | None]]) -> dict[tuple[str, str], int]:
-        found: dict[tuple[str, str], int] = {}
-        for repo, sha in keys:
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any] | set[Any]) -> Iterator[Any]:
+        items = list(items)
+        if len(items) <= 1:
+            return iter([fn(item) for item in items])
+        return self._pool.map(fn, items)
+
+    def _earliest_pushes(self, keys: set[tuple[str, str | None]]) -> dict[tuple[str, str | None], int]:
+        def earliest(key: tuple[str, str | None]) -> int | None:
+            repo, sha = key
             response = self._db.query(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk",
                 ExpressionAttributeValues={":pk": {"S": f"p#{repo}#{sha}"}},
+                ProjectionExpression="t",
                 Limit=1,
                 ConsistentRead=True,
             )
-            if response["Items"]:
-                found[(repo, sha or "")] = int(response["Items"][0]["t"]["N"])
-        return found
+            return int(response["Items"][0]["t"]["N"]) if response["Items"] else None
 
-    def _open_failures(self, repo: str) -> list[tuple[int, str, bool]]:
+        ordered = list(keys)
+        return {k: t for k, t in zip(ordered, self._map(earliest, ordered), strict=True) if t is not None}
+
+    def _open_failures(self, repo: str) -> list[tuple[int, str]]:
         return [
-            (int(item["t"]["N"]), item["sk"]["S"], True)
+            (int(item["t"]["N"]), item["sk"]["S"])
             for item in self._query_all(pk=f"f#{repo}", projection="sk, t")
         ]
 
-    def _query_all(self, *, pk: str, between: tuple[str, str] | None = None, projection: str | None = None):
+    def _query_all(
+        self, *, pk: str, between: tuple[str, str] | None = None, projection: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk" + (" AND sk BETWEEN :lo AND :hi" if between else ""),
@@ -422,18 +306,22 @@ class StateRepository:
     def buckets(self, scope: str, window: Window) -> list[DayBucket]:
         """The day buckets of ``scope`` inside ``window`` (tomorrow included, for clock skew)."""
         last = window.today + timedelta(days=1)
-        items = self._query_all(
-            pk=f"b#{scope}", between=(f"d#{window.first_day.isoformat()}", f"d#{last.isoformat()}")
-        )
+        by_day: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for item in self._query_all(
+            pk=f"b#{scope}", between=(f"d#{window.first_day.isoformat()}", f"d#{last.isoformat()}#~")
+        ):
+            day = date.fromisoformat(item["sk"]["S"][2:12])
+            for name in _SETS:
+                by_day[day][name].update(item.get(name, {}).get("SS", []))
         return [
             DayBucket(
-                day=date.fromisoformat(item["sk"]["S"][2:]),
-                deploys=int(item.get("deploys", {}).get("N", "0")),
-                failures=int(item.get("failures", {}).get("N", "0")),
-                lead_seconds=[float(v["N"]) for v in item.get("lead_s", {}).get("L", [])],
-                recovery_seconds=[float(v["N"]) for v in item.get("rec_s", {}).get("L", [])],
+                day=day,
+                deploys=len(sets["deploys"]),
+                failures=len(sets["failures"]),
+                lead_seconds=_samples(sets["lead"]),
+                recovery_seconds=_samples(sets["rec"]),
             )
-            for item in items
+            for day, sets in sorted(by_day.items())
         ]
 
     def known_repos(self) -> list[str]:
@@ -450,12 +338,15 @@ class StateRepository:
         ).get("Item")
         return int(item["events"]["N"]) if item else 0
 
-
-def _drop_put(units: list[_Unit], pk: str, sk: str) -> None:
-    """A failure closed inside the same batch never needs to be stored as open."""
-    for unit in reversed(units):
-        unit.puts = [p for p in unit.puts if not (p["pk"]["S"] == pk and p["sk"]["S"] == sk)]
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
 
 
-def _num(value: float) -> str:
-    return str(Decimal(str(round(value, 3))))
+def _samples(members: set[str]) -> list[float]:
+    """One sample per key (``key=seconds``); if redelivery recorded a key twice, the smaller wins."""
+    best: dict[str, float] = {}
+    for member in members:
+        key, _, value = member.rpartition("=")
+        seconds = float(value)
+        best[key] = min(seconds, best.get(key, seconds))
+    return sorted(best.values())
