@@ -8,8 +8,9 @@ pk                     sk                           what
 =====================  ===========================  ================================================
 ``b#<scope>``          ``d#<YYYY-MM-DD>#<shard>``   day bucket: string sets ``deploys``, ``failures``,
                                                     ``lead`` (``id=seconds``), ``rec`` (``id=seconds``)
-``p#<repo>#<sha>``     ``<time_ms>#<event_id>``     a push of ``sha`` (the first item is the earliest)
-``f#<repo>``           ``<time_ms>#<event_id>``     an open (not yet restored) deploy_failed
+``p#<repo>#<sha>``     ``-``                        ``t``: time of the earliest push of ``sha``
+``f#<repo>``           ``-``                        ``open``: set of ``<time_ms>#<event_id>`` failures
+                                                    not yet restored
 ``repos``              ``<repo>``                   repos seen lately (for the periodic emit)
 ``stats``              ``too_old``                  events ignored because older than the window
 ``claim#<name>``       ``-``                        one periodic emit per period, across tasks
@@ -20,9 +21,13 @@ that grow by ``UpdateItem ... ADD`` (set union). Adding an id that is already th
 nothing, so a redelivered event, a replayed batch or two tasks racing on the same records can
 never count an event twice, and every write is idempotent. Lead-time and recovery samples are
 set members too, keyed by the event that produced them (read side keeps one sample per key).
-All the events of a batch that fall in one (scope, day) become ONE UpdateItem; pushes and open
-failures are written with BatchWriteItem. That is what makes the aggregator faster than one
-conditional write per event (docs/aggregator.md has the numbers).
+All the events of a batch that fall in one (scope, day) become ONE UpdateItem, pushes are written
+with BatchWriteItem, and every read is a BatchGetItem of known keys (no Query on the hot path:
+moto's Query sorts the whole table, and DynamoDB bills a BatchGetItem key like a GetItem). That is
+what makes the aggregator faster than one conditional write per event (docs/aggregator.md).
+
+Pushes keep the earliest time per (repo, sha) by read-then-write within a batch: safe because the
+partition key is the repo, so one shard (one processor) sees all pushes of a repo, in order.
 
 Limits: a bucket item holds at most 400 KB, i.e. ~5,000 deploys per scope and day; the ALL scope
 is spread over ``ALL_SHARDS`` items per day (by event id) for ~40,000.
@@ -51,8 +56,18 @@ logger = logging.getLogger(__name__)
 
 ALL_SHARDS = 8
 MAX_BATCH_WRITE = 25
+MAX_BATCH_GET = 100
+_SHA_EVENTS = {EventType.PUSH, EventType.DEPLOY}
 _COUNTED = {EventType.DEPLOY, EventType.DEPLOY_FAILED, EventType.SERVICE_RESTORED}
 _SETS = ("deploys", "failures", "lead", "rec")
+
+
+@dataclass
+class _Plan:
+    puts: list[dict[str, Any]]
+    sets: dict[tuple[str, date, int], dict[str, set[str]]]
+    opened: dict[str, set[str]]
+    closed: dict[str, set[str]]
 
 
 @dataclass
@@ -80,6 +95,10 @@ def _ms_key(moment: datetime, event_id: str) -> str:
 
 def _epoch(day: date, plus_days: int) -> int:
     return int(datetime.combine(day + timedelta(days=plus_days), datetime.min.time(), UTC).timestamp())
+
+
+def _key(pk: str) -> tuple[str, str]:
+    return (pk, "-")
 
 
 def _sample(key: str, seconds: float) -> str:
@@ -120,32 +139,37 @@ class StateRepository:
             else:
                 todo[event.event_id] = event
         ordered = sorted(todo.values(), key=lambda e: (e.time, e.event_id))
-        puts, deletes, sets = self._plan(ordered, window)
+        plan = self._plan(ordered, window)
         result.pushes = sum(1 for e in ordered if e.event == EventType.PUSH)
         result.counted = len(ordered) - result.pushes
         # Order matters only for open failures: samples are recorded before a failure is closed,
         # so a crash in between re-derives the same samples on redelivery.
-        result.writes += self._batch_write([{"PutRequest": {"Item": item}} for item in puts])
-        result.writes += self._update_buckets(sets, window)
-        result.writes += self._batch_write(
-            [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in deletes]
-        )
+        result.writes += self._batch_write([{"PutRequest": {"Item": item}} for item in plan.puts])
+        result.writes += self._update_failures(plan.opened, "ADD")
+        result.writes += self._update_buckets(plan.sets, window)
+        result.writes += self._update_failures(plan.closed, "DELETE")
         if result.too_old:
             self._count_too_old(result.too_old)
         self._registered.update({e.repo: window.today for e in ordered if e.event != EventType.PUSH})
         return result
 
-    def _plan(
-        self, events: list[DevOpsEvent], window: Window
-    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]], dict[tuple[str, date, int], dict[str, set[str]]]]:
-        """Events (in time order) -> items to put, open failures to delete, set members per bucket."""
-        push_times = self._earliest_pushes(
-            {(e.repo, e.sha) for e in events if e.event == EventType.DEPLOY and e.sha}
-        )
-        restored_repos = {e.repo for e in events if e.event == EventType.SERVICE_RESTORED}
-        open_failures = dict(zip(restored_repos, self._map(self._open_failures, restored_repos), strict=True))
+    def _plan(self, events: list[DevOpsEvent], window: Window) -> _Plan:
+        """Events (in time order) -> items to put, set members per bucket, failures opened/closed."""
+        sha_keys = {_key(f"p#{e.repo}#{e.sha}") for e in events if e.sha and e.event in _SHA_EVENTS}
+        restored = {_key(f"f#{e.repo}") for e in events if e.event == EventType.SERVICE_RESTORED}
+        stored = self._batch_get([*sha_keys, *restored])
+        stored_push: dict[tuple[str, str | None], int] = {}
+        for e in events:
+            if e.sha and (item := stored.get((f"p#{e.repo}#{e.sha}", "-"))):
+                stored_push[(e.repo, e.sha)] = int(item["t"]["N"])
+        push_times = dict(stored_push)
+        open_failures: dict[str, list[tuple[int, str, bool]]] = {}  # repo -> [(ms, member, stored)]
+        for pk, _ in restored:
+            members = stored.get((pk, "-"), {}).get("open", {}).get("SS", [])
+            open_failures[pk[2:]] = [(int(m.split("#", 1)[0]), m, True) for m in members]
         puts: dict[tuple[str, str], dict[str, Any]] = {}
-        deletes: list[tuple[str, str]] = []
+        new_failures: dict[str, set[str]] = defaultdict(set)
+        closed_failures: dict[str, set[str]] = defaultdict(set)
         sets: dict[tuple[str, date, int], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
 
         def add(event: DevOpsEvent, name: str, member: str) -> None:
@@ -154,9 +178,7 @@ class StateRepository:
 
         for event in events:
             if event.event == EventType.PUSH:
-                item = self._timed_item(f"p#{event.repo}#{event.sha}", event)
-                puts[(item["pk"]["S"], item["sk"]["S"])] = item
-                key = (event.repo, event.sha or "")
+                key = (event.repo, event.sha)
                 push_times[key] = min(push_times.get(key, event.time_ms), event.time_ms)
             elif event.event == EventType.DEPLOY:
                 add(event, "deploys", event.event_id)
@@ -165,19 +187,21 @@ class StateRepository:
                     add(event, "lead", _sample(event.event_id, (event.time_ms - pushed) / 1000))
             elif event.event == EventType.DEPLOY_FAILED:
                 add(event, "failures", event.event_id)
-                item = self._timed_item(f"f#{event.repo}", event)
-                puts[(item["pk"]["S"], item["sk"]["S"])] = item
-                open_failures.setdefault(event.repo, []).append((event.time_ms, item["sk"]["S"]))
+                member = _ms_key(event.time, event.event_id)
+                new_failures[event.repo].add(member)
+                open_failures.setdefault(event.repo, []).append((event.time_ms, member, False))
             elif event.event == EventType.SERVICE_RESTORED:
                 still_open = []
-                for ms, sk in open_failures.get(event.repo, []):
+                for ms, member, was_stored in open_failures.get(event.repo, []):
                     if ms > event.time_ms:
-                        still_open.append((ms, sk))
+                        still_open.append((ms, member, was_stored))
                         continue
-                    failure_id = sk.split("#", 1)[1]
+                    failure_id = member.split("#", 1)[1]
                     add(event, "rec", _sample(f"{failure_id}>{event.event_id}", (event.time_ms - ms) / 1000))
-                    if puts.pop((f"f#{event.repo}", sk), None) is None:  # stored earlier: delete it
-                        deletes.append((f"f#{event.repo}", sk))
+                    if was_stored:
+                        closed_failures[event.repo].add(member)
+                    else:  # opened and closed within this batch: never stored
+                        new_failures[event.repo].discard(member)
                 open_failures[event.repo] = still_open
             if event.event != EventType.PUSH and self._registered.get(event.repo) != window.today:
                 puts[("repos", event.repo)] = {
@@ -185,15 +209,57 @@ class StateRepository:
                     "sk": {"S": event.repo},
                     "expires_at": {"N": str(_epoch(window.today, self._window_days + 2))},
                 }
-        return list(puts.values()), deletes, sets
+        for (repo, sha), ms in push_times.items():
+            if ms < stored_push.get((repo, sha), ms + 1):  # new, or earlier than the stored push
+                puts[(f"p#{repo}#{sha}", "-")] = {
+                    "pk": {"S": f"p#{repo}#{sha}"},
+                    "sk": {"S": "-"},
+                    "t": {"N": str(ms)},
+                    "expires_at": {"N": str(int(ms / 1000) + self._retention_days * 86400)},
+                }
+        return _Plan(list(puts.values()), sets, dict(new_failures), dict(closed_failures))
 
-    def _timed_item(self, pk: str, event: DevOpsEvent) -> dict[str, Any]:
-        return {
-            "pk": {"S": pk},
-            "sk": {"S": _ms_key(event.time, event.event_id)},
-            "t": {"N": str(event.time_ms)},
-            "expires_at": {"N": str(_epoch(day_of(event.time), self._retention_days))},
-        }
+    def _update_failures(self, failures: dict[str, set[str]], action: str) -> int:
+        """ADD newly opened / DELETE closed failures: set operations, idempotent like the buckets."""
+
+        def update(repo: str) -> None:
+            expires = int(self._clock().timestamp()) + self._retention_days * 86400
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"f#{repo}"}, "sk": {"S": "-"}},
+                UpdateExpression=f"SET expires_at = :exp {action} #open :m",
+                ExpressionAttributeNames={"#open": "open"},
+                ExpressionAttributeValues={":m": {"SS": sorted(failures[repo])}, ":exp": {"N": str(expires)}},
+            )
+
+        repos = [repo for repo, members in failures.items() if members]
+        list(self._map(update, repos))
+        return len(repos)
+
+    def _batch_get(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        def get(chunk: list[tuple[str, str]]) -> list[dict[str, Any]]:
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            items: list[dict[str, Any]] = []
+            for attempt in range(10):
+                response = self._db.batch_get_item(RequestItems=request)
+                items += response["Responses"].get(self._table, [])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    return items
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            raise RuntimeError("BatchGetItem kept returning unprocessed keys")  # the batch is retried
+
+        unique = list(dict.fromkeys(keys))
+        chunks = [unique[i : i + MAX_BATCH_GET] for i in range(0, len(unique), MAX_BATCH_GET)]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for items in self._map(get, chunks):
+            found.update({(item["pk"]["S"], item["sk"]["S"]): item for item in items})
+        return found
 
     def _update_buckets(self, sets: dict[tuple[str, date, int], dict[str, set[str]]], window: Window) -> int:
         def update(key: tuple[str, date, int]) -> None:
@@ -261,28 +327,6 @@ class StateRepository:
             return iter([fn(item) for item in items])
         return self._pool.map(fn, items)
 
-    def _earliest_pushes(self, keys: set[tuple[str, str | None]]) -> dict[tuple[str, str | None], int]:
-        def earliest(key: tuple[str, str | None]) -> int | None:
-            repo, sha = key
-            response = self._db.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"p#{repo}#{sha}"}},
-                ProjectionExpression="t",
-                Limit=1,
-                ConsistentRead=True,
-            )
-            return int(response["Items"][0]["t"]["N"]) if response["Items"] else None
-
-        ordered = list(keys)
-        return {k: t for k, t in zip(ordered, self._map(earliest, ordered), strict=True) if t is not None}
-
-    def _open_failures(self, repo: str) -> list[tuple[int, str]]:
-        return [
-            (int(item["t"]["N"]), item["sk"]["S"])
-            for item in self._query_all(pk=f"f#{repo}", projection="sk, t")
-        ]
-
     def _query_all(
         self, *, pk: str, between: tuple[str, str] | None = None, projection: str | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -305,12 +349,12 @@ class StateRepository:
 
     def buckets(self, scope: str, window: Window) -> list[DayBucket]:
         """The day buckets of ``scope`` inside ``window`` (tomorrow included, for clock skew)."""
-        last = window.today + timedelta(days=1)
+        days = [window.first_day + timedelta(days=n) for n in range(window.days + 1)]
+        shards = range(ALL_SHARDS) if scope == REPO_ALL else range(1)
+        items = self._batch_get([(f"b#{scope}", f"d#{day.isoformat()}#{n}") for day in days for n in shards])
         by_day: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        for item in self._query_all(
-            pk=f"b#{scope}", between=(f"d#{window.first_day.isoformat()}", f"d#{last.isoformat()}#~")
-        ):
-            day = date.fromisoformat(item["sk"]["S"][2:12])
+        for (_, sk), item in items.items():
+            day = date.fromisoformat(sk[2:12])
             for name in _SETS:
                 by_day[day][name].update(item.get(name, {}).get("SS", []))
         return [
