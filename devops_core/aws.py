@@ -9,6 +9,7 @@ failures inside a successful PutRecords or WriteRecords).
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -54,9 +55,21 @@ def _client_kwargs(service: str, config: Config | None) -> dict[str, Any]:
     return kwargs
 
 
+_thread_sessions = threading.local()
+
+
+def _thread_session() -> boto3.session.Session:
+    """boto3 sessions are not thread-safe, but loading service models per client is slow (~100 ms):
+    keep one session per thread."""
+    session = getattr(_thread_sessions, "session", None)
+    if session is None:
+        session = _thread_sessions.session = boto3.session.Session()
+    return session
+
+
 def boto_client(service: str, *, config: Config | None = None) -> Any:
-    """A boto3 client; each call makes its own session, so it is safe to use from any thread."""
-    return boto3.session.Session().client(service, **_client_kwargs(service, config))  # type: ignore[call-overload]
+    """A boto3 client (clients are thread-safe once created)."""
+    return _thread_session().client(service, **_client_kwargs(service, config))  # type: ignore[call-overload]
 
 
 def aio_client(

@@ -51,8 +51,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.error, exc.detail, exc.headers)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return json_error(413, "payload_too_large", f"request body is larger than {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(
+            413, "payload_too_large", f"request body is larger than {request.client_max_size} bytes"
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,0 +1,152 @@
+"""The event model: the contract between CI jobs, the gateway and every reader of the stream."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from devops_core.events import (
+    MAX_METADATA_BYTES,
+    DevOpsEvent,
+    EventType,
+    describe_validation_error,
+    parse_client_body,
+    parse_event_time,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def errors_of(body: object) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        parse_client_body(body, now=NOW)
+    return {item["field"]: item["reason"] for item in describe_validation_error(caught.value)}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02T05:04:05+02:00", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02 03:04:05", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02T03:04:05.250", datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=UTC)),
+    ],
+)
+def test_time_formats_are_normalized_to_utc(text: str, expected: datetime) -> None:
+    assert parse_event_time(text) == expected
+
+
+def test_seed_body_maps_to_wire_fields() -> None:
+    event = parse_client_body(
+        {"Time": "2026-01-01 00:00:00", "Repo": "test_repo", "Event": "push", "Metadata": "{}"}, now=NOW
+    )
+    wire = event.to_wire(source="api", received_at=NOW)
+    data = json.loads(wire.to_record_data())
+    assert data == {
+        "schema": 1,
+        "event_id": wire.event_id,
+        "time": "2026-01-01T00:00:00.000Z",
+        "repo": "test_repo",
+        "event": "push",
+        "metadata": "{}",
+        "source": "api",
+        "received_at": "2026-06-01T12:00:00.000Z",
+    }
+
+
+def test_defaults_time_to_receipt_and_generates_event_id() -> None:
+    first = parse_client_body({"repo": "r", "event": "deploy"}, now=NOW).to_wire(
+        source="api", received_at=NOW
+    )
+    second = parse_client_body({"repo": "r", "event": "deploy"}, now=NOW).to_wire(
+        source="api", received_at=NOW
+    )
+    assert first.time == NOW
+    assert first.event_id != second.event_id
+
+
+def test_client_event_id_sha_and_source_are_kept() -> None:
+    event = parse_client_body(
+        {
+            "repo": "acme/api",
+            "event": "deploy",
+            "event_id": "job-42",
+            "sha": "ABCDEF1",
+            "source": "cicd_script",
+        },
+        now=NOW,
+    ).to_wire(source="api", received_at=NOW)
+    assert (event.event_id, event.sha, event.source) == ("job-42", "abcdef1", "cicd_script")
+
+
+def test_metadata_object_is_serialized_compactly() -> None:
+    event = parse_client_body({"repo": "r", "event": "push", "metadata": {"b": 1, "a": "x"}}, now=NOW)
+    assert event.metadata == '{"a":"x","b":1}'
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason_part"),
+    [
+        ({"repo": "r", "event": "calc_deployment_freq"}, "event", "internal event"),
+        ({"repo": "r", "event": "merge"}, "event", "must be one of push, deploy, test_pass"),
+        ({"repo": "-bad", "event": "push"}, "repo", "must start with a letter or digit"),
+        ({"repo": "", "event": "push"}, "repo", "at least 1 character"),
+        ({"repo": "a" * 129, "event": "push"}, "repo", "at most 128 characters"),
+        ({"repo": "r", "event": "push", "time": "tomorrow"}, "time", "ISO-8601"),
+        ({"repo": "r", "event": "push", "time": "2026-06-01T12:16:00Z"}, "time", "future"),
+        ({"repo": "r", "event": "push", "metadata": "x" * (MAX_METADATA_BYTES + 1)}, "metadata", "bytes"),
+        ({"repo": "r", "event": "push", "metadata": [1, 2]}, "metadata", "string or a JSON object"),
+        ({"repo": "r", "event": "push", "colour": "red"}, "colour", "unknown field"),
+        ({"repo": "r", "event": "push", "sha": "not-a-sha"}, "sha", "pattern"),
+        ({"event": "push"}, "repo", "Field required"),
+    ],
+)
+def test_invalid_events_name_the_field_and_the_reason(body: dict, field: str, reason_part: str) -> None:
+    assert reason_part in errors_of(body)[field]
+
+
+def test_time_within_future_skew_is_accepted() -> None:
+    event = parse_client_body({"repo": "r", "event": "push", "time": "2026-06-01T12:14:00Z"}, now=NOW)
+    assert event.time == NOW + timedelta(minutes=14)
+
+
+def test_metadata_limit_counts_utf8_bytes() -> None:
+    assert (
+        "bytes"
+        in errors_of({"repo": "r", "event": "push", "metadata": "é" * (MAX_METADATA_BYTES // 2 + 1)})[
+            "metadata"
+        ]
+    )
+
+
+def test_wire_record_round_trips_and_tolerates_new_fields() -> None:
+    event = parse_client_body({"repo": "ALL", "event": "test_pass"}, now=NOW).to_wire(
+        source="api", received_at=NOW
+    )
+    data = json.loads(event.to_record_data())
+    data["added_in_a_later_version"] = True
+    assert DevOpsEvent.from_record_data(json.dumps(data)) == event
+
+
+def test_wire_record_rejects_unknown_schema_version() -> None:
+    with pytest.raises(ValidationError):
+        DevOpsEvent.from_record_data(
+            json.dumps(
+                {
+                    "schema": 2,
+                    "event_id": "e",
+                    "time": "2026-01-01T00:00:00Z",
+                    "repo": "r",
+                    "event": "push",
+                    "received_at": "2026-01-01T00:00:00Z",
+                }
+            )
+        )
+
+
+def test_internal_events_are_known_to_readers() -> None:
+    assert EventType("calc_deployment_freq").is_internal
+    assert not EventType.DEPLOY.is_internal
