@@ -69,6 +69,10 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         self.shard_id: str | None = None
         self.stats = ProcessorStats()
 
+    @property
+    def aggregator(self) -> Aggregator:
+        return self._aggregator
+
     # -- KCL seams -----------------------------------------------------------------------------
     def initialize(self, initialize_input: Any) -> None:
         self.shard_id = initialize_input.shard_id
