@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest_helpers import NOW
 
 from aggregator.state import StateRepository
 from devops_core.aws import boto_client
 from devops_core.settings import Settings
 from devstack.resources import dynamodb_table_specs
+from tests.aggregator.helpers import NOW
 
 
 def create_state_table(name: str) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from amazon_kclpy import messages
-from conftest_helpers import make_event
 
 from aggregator.app import build_aggregator, build_processor
 from aggregator.processor import AggregatorProcessor
 from devops_core.aws import boto_client
 from devops_core.events import DevOpsEvent
 from devstack.inspect import read_stream_events
+from tests.aggregator.helpers import make_event
 
 METRICS = ("calc_deployment_freq", "calc_lead_time", "calc_change_failure_rate", "calc_recovery_time")
 

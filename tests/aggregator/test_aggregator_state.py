@@ -6,10 +6,9 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from conftest_helpers import NOW, make_event
-
 from aggregator.metrics import Window, WindowTotals
 from aggregator.state import StateRepository
+from tests.aggregator.helpers import NOW, make_event
 
 HOUR = 3600.0
 DAY = 86400.0
