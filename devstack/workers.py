@@ -31,4 +31,7 @@ def all_workers() -> list[Worker]:
     workers: list[Worker] = []
     # Each worker package appends its own line here, e.g.:
     #   from consumer.local import ConsumerWorker; workers.append(ConsumerWorker())
+    from aggregator.local import AggregatorWorker
+
+    workers.append(AggregatorWorker())
     return workers
