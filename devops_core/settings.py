@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     aggregator_application_name: str = "devops-metrics-aggregator"
     dead_letter_queue_name: str = "devops-events-dlq"
 
+    # --- KCL MultiLangDaemon (devops_core.kcl.daemon) -----------------------------------------
+    kcl_initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    kcl_retrieval_mode: Literal["POLLING", "FANOUT"] = Field(
+        default="POLLING", description="FANOUT = enhanced fan-out (SubscribeToShard, HTTP/2 push)."
+    )
+    kcl_metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "NONE"
+    kcl_failover_time_millis: int = Field(default=10_000, ge=1000)
+    kcl_shard_sync_interval_millis: int = Field(default=60_000, ge=100)
+    kcl_idle_time_between_reads_millis: int = Field(default=1_000, ge=0)
+    kcl_max_records: int = Field(default=10_000, ge=1, le=10_000)
+
     # --- gateway ------------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
