@@ -20,8 +20,9 @@ from pydantic import ValidationError
 from aggregator.deadletters import DeadLetter, DeadLetterQueue
 from aggregator.service import Aggregator, HandleOutcome
 from devops_core.events import DevOpsEvent
+from devops_core.kcl import checkpoint
 
-__all__ = ["AggregatorProcessor", "ProcessorStats", "checkpoint"]
+__all__ = ["AggregatorProcessor", "ProcessorStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +33,6 @@ class ProcessorStats:
         self.records = 0
         self.poison = 0
         self.retries = 0
-
-
-def checkpoint(checkpointer: Any, sequence_number: str | None = None, *, retries: int = 5) -> bool:
-    """Bounded retries: stop on shutdown, back off on throttling, give up on anything else."""
-    for attempt in range(retries):
-        try:
-            checkpointer.checkpoint(sequence_number)
-            return True
-        except Exception as error:  # amazon_kclpy raises CheckpointError(name) for daemon errors
-            name = getattr(error, "value", type(error).__name__)
-            if name == "ShutdownException":
-                logger.info("checkpoint skipped: shutting down")
-                return False
-            if name == "ThrottlingException" and attempt < retries - 1:
-                time.sleep(min(5.0, 0.2 * 2**attempt))
-                continue
-            logger.error("checkpoint failed", extra={"error": str(name), "sequence_number": sequence_number})
-            return False
-    return False
 
 
 class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
@@ -83,17 +65,17 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         if not records:
             return
         self.process_batch(records)
-        checkpoint(process_records_input.checkpointer, records[-1].sequence_number)
+        checkpoint(process_records_input.checkpointer, records[-1].sequence_number, shard_id=self.shard_id)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         logger.info("lease lost; not checkpointing", extra={"shard_id": self.shard_id})
 
     def shard_ended(self, shard_ended_input: Any) -> None:
-        checkpoint(shard_ended_input.checkpointer)
+        checkpoint(shard_ended_input.checkpointer, shard_id=self.shard_id)
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         # Every processed batch was checkpointed already; this only confirms the position.
-        checkpoint(shutdown_requested_input.checkpointer)
+        checkpoint(shutdown_requested_input.checkpointer, shard_id=self.shard_id)
 
     # -- work ----------------------------------------------------------------------------------
     def process_batch(self, records: list[Any]) -> HandleOutcome:
