@@ -146,7 +146,7 @@ class StateRepository:
         # so a crash in between re-derives the same samples on redelivery.
         result.writes += self._batch_write([{"PutRequest": {"Item": item}} for item in plan.puts])
         result.writes += self._update_failures(plan.opened, "ADD")
-        result.writes += self._update_buckets(plan.sets, window)
+        result.writes += self._update_buckets(plan.sets)
         result.writes += self._update_failures(plan.closed, "DELETE")
         if result.too_old:
             self._count_too_old(result.too_old)
@@ -261,7 +261,7 @@ class StateRepository:
             found.update({(item["pk"]["S"], item["sk"]["S"]): item for item in items})
         return found
 
-    def _update_buckets(self, sets: dict[tuple[str, date, int], dict[str, set[str]]], window: Window) -> int:
+    def _update_buckets(self, sets: dict[tuple[str, date, int], dict[str, set[str]]]) -> int:
         def update(key: tuple[str, date, int]) -> None:
             scope, day, shard = key
             members = {name: values for name, values in sets[key].items() if values}

@@ -155,3 +155,18 @@ def test_a_batch_becomes_one_write_per_scope_and_day(new_state: Callable[..., St
     assert result.writes == 7 + 8 + 1
     assert totals(state, "ALL").deploys == 450
     assert totals(state, "r0").deploys == 65
+
+
+def test_an_earlier_push_arriving_late_still_wins(new_state: Callable[..., StateRepository]) -> None:
+    state = new_state()
+    state.apply([make_event("push", sha="eeeeeee5", ago=timedelta(hours=3))])
+    state.apply([make_event("push", sha="eeeeeee5", ago=timedelta(hours=5))])  # late, but earlier
+    state.apply([make_event("push", sha="eeeeeee5", ago=timedelta(hours=4))])  # not the earliest
+    state.apply([make_event("deploy", sha="eeeeeee5")])
+    assert totals(state, "demo").lead_seconds == [5 * HOUR]
+
+
+def test_a_sample_recorded_twice_for_one_deploy_counts_once() -> None:
+    from aggregator.state import _samples
+
+    assert _samples({"d1=7200.0", "d1=3600.0", "d2=60.0"}) == [60.0, 3600.0]
