@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from amazon_kclpy import messages
 
-from aggregator.app import build_aggregator, build_processor
+from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
 from aggregator.processor import AggregatorProcessor
 from devops_core.aws import boto_client
 from devops_core.events import DevOpsEvent
@@ -176,3 +177,20 @@ def test_periodic_emit_covers_every_known_scope_once_per_period(stack: Any) -> N
     assert len(periodic) == 12
     assert {e.repo for e in periodic} == {"a", "b", "ALL"}
     assert all(e.time.minute == 0 and e.time.second == 0 for e in periodic)
+
+
+def test_the_periodic_emitter_fires_at_period_boundaries(stack: Any) -> None:
+    aggregator = build_aggregator(stack.settings)
+    aggregator.handle([now_event("deploy", repo="quiet")])
+    before = {e.event_id for e in metrics_in_stream(stack)}
+    periodic = PeriodicEmitter(aggregator, interval_seconds=1.0)
+    periodic.start()
+    try:
+        time.sleep(2.6)
+    finally:
+        periodic.stop()
+    fired = [e for e in metrics_in_stream(stack) if e.event_id not in before]
+    periods = {e.time for e in fired}
+    assert 2 <= len(periods) <= 3  # one emit per one-second period
+    assert all(e.time.microsecond == 0 for e in fired)
+    assert {e.repo for e in fired} == {"quiet", "ALL"}
