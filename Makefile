@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean help
+.PHONY: run test lint format bench clean help system-tools
 
 help:
 	@echo "make run    - start emulator, gateway, consumer and aggregator on 127.0.0.1 (Ctrl-C stops all)"
@@ -26,7 +26,22 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# The pinned AWS CDK CLI (cdk/package.json + package-lock.json) for tests/cdk/test_cdk_cli.py.
+CDK_NODE_MODULES := cdk/node_modules/.package-lock.json
+
+$(CDK_NODE_MODULES): cdk/package.json cdk/package-lock.json
+	npm ci --prefix cdk --no-audit --no-fund --prefer-offline --loglevel=error
+	touch $@
+
+# System tools the tests use for real: Java (the KCL MultiLangDaemon) and a compose parser.
+# On Debian they are installed when missing; elsewhere install them yourself (see DEVELOPERS.md).
+system-tools:
+	@command -v java >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "install Java 17 and docker-compose" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    openjdk-17-jre-headless docker-compose >/dev/null; }
+
+test: lint system-tools $(CDK_NODE_MODULES)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 format: $(STAMP)
@@ -37,4 +52,4 @@ bench: $(STAMP)
 	@for b in bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache cdk/cdk.out
+	rm -rf $(VENV) .pytest_cache .ruff_cache cdk/cdk.out cdk/node_modules

@@ -19,7 +19,7 @@ const DEFAULT_TIMEOUT_S = '60';
 const SOURCE = 'cicd_script';
 const EVENTS = ['push', 'deploy', 'test_pass', 'deploy_failed', 'service_restored'];
 const OPTIONS = ['--metadata', '--sha', '--time'];
-const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$/;
 const SHA_RE = /^[0-9a-fA-F]{7,64}$/;
 const TIME_RE =
   /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$/;
@@ -37,7 +37,7 @@ const HELP = `usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <
 Report one DevOps event from a CI/CD job to the devops-metrics gateway (POST /process-event).
 
 arguments:
-  <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-128 characters,
+  <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
                            push              commits were pushed (give --sha for lead time)
@@ -132,7 +132,7 @@ function parseArgs(argv) {
 function validate(args) {
   if (!REPO_RE.test(args.repo)) {
     throw new UsageError(
-      `invalid repo '${args.repo}': use 1-128 letters, digits, '.', '_', '-', '/' ` +
+      `invalid repo '${args.repo}': use 1-140 letters, digits, '.', '_', '-', '/' ` +
         'starting with a letter or digit, or ALL',
     );
   }

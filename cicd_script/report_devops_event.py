@@ -27,7 +27,7 @@ DEFAULT_URL = "http://127.0.0.1:8000/process-event"
 DEFAULT_TIMEOUT_S = "60"
 SOURCE = "cicd_script"
 EVENTS = ("push", "deploy", "test_pass", "deploy_failed", "service_restored")
-REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$")
 SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
 TIME_RE = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?"
@@ -45,7 +45,7 @@ usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--ti
 Report one DevOps event from a CI/CD job to the devops-metrics gateway (POST /process-event).
 
 arguments:
-  <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-128 characters,
+  <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
                            push              commits were pushed (give --sha for lead time)
@@ -116,7 +116,7 @@ def validate(args: argparse.Namespace) -> None:
     """The gateway's rules, checked before any request so a typo fails fast and sends nothing."""
     if not REPO_RE.match(args.repo):
         raise UsageError(
-            f"invalid repo '{args.repo}': use 1-128 letters, digits, '.', '_', '-', '/' "
+            f"invalid repo '{args.repo}': use 1-140 letters, digits, '.', '_', '-', '/' "
             "starting with a letter or digit, or ALL"
         )
     if args.event not in EVENTS:

@@ -11,7 +11,7 @@ readonly DEFAULT_URL="http://127.0.0.1:8000/process-event"
 readonly DEFAULT_TIMEOUT_S="60"
 readonly SOURCE="cicd_script"
 readonly EVENTS="push deploy test_pass deploy_failed service_restored"
-readonly REPO_RE='^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$'
+readonly REPO_RE='^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$'
 readonly SHA_RE='^[0-9a-fA-F]{7,64}$'
 readonly TIME_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$'
 readonly URL_RE='^https?://[^/?#[:space:]]+'
@@ -31,7 +31,7 @@ usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--ti
 Report one DevOps event from a CI/CD job to the devops-metrics gateway (POST /process-event).
 
 arguments:
-  <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-128 characters,
+  <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
                            push              commits were pushed (give --sha for lead time)
@@ -316,7 +316,7 @@ main() {
 
   # The gateway's rules, checked before any request so a typo fails fast and sends nothing.
   if [[ ! "$repo" =~ $REPO_RE ]]; then
-    usage_error "invalid repo '${repo}': use 1-128 letters, digits, '.', '_', '-', '/' starting with a letter or digit, or ALL"
+    usage_error "invalid repo '${repo}': use 1-140 letters, digits, '.', '_', '-', '/' starting with a letter or digit, or ALL"
   fi
   if [[ " $EVENTS " != *" $event "* || "$event" == *" "* || -z "$event" ]]; then
     local internal=""

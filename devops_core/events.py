@@ -46,8 +46,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 REPO_ALL = "ALL"
-# GitHub/GitLab style names: letters, digits, '.', '_', '-', and '/' between owner and name.
-REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
+# GitHub/GitLab style names: letters, digits, '.', '_', '-', and '/' between owner and name
+# (GitHub: owner <= 39 and name <= 100 characters, so owner/name fits in 140).
+REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$"
 _REPO_RE = re.compile(REPO_PATTERN)
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SHA_PATTERN = r"^[0-9a-fA-F]{7,64}$"
@@ -127,9 +128,9 @@ Repo = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=128,
+        max_length=140,
         pattern=REPO_PATTERN,
-        description="Repository name (letters, digits, '.', '_', '-', '/'; 1-128 chars) or ALL.",
+        description="Repository name (letters, digits, '.', '_', '-', '/'; 1-140 chars) or ALL.",
         examples=["my-service", "acme/my-service", "ALL"],
     ),
 ]
@@ -217,7 +218,7 @@ class DevOpsEvent(BaseModel):
     schema_: int = Field(default=SCHEMA_VERSION, alias="schema")
     event_id: str = Field(min_length=1, max_length=128)
     time: EventTime
-    repo: str = Field(min_length=1, max_length=128, pattern=REPO_PATTERN)
+    repo: str = Field(min_length=1, max_length=140, pattern=REPO_PATTERN)
     event: EventType
     metadata: str = ""
     source: str = "api"

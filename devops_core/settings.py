@@ -6,9 +6,10 @@ deliberately absent: boto3 reads AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> i
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["NEW_RELIC_ENDPOINTS", "Settings"]
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
     # --- gateway ------------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=0, le=65535)
+    gateway_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Gateway processes sharing one port (producer.multiworker).",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, description="Requests above this get a 413.")
     batch_max_records: int = Field(default=500, ge=1, le=500)
     batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5 * 1024 * 1024)
@@ -90,8 +97,45 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How long failed entries are retried before the request gets 503."
     )
 
+    # --- GitHub webhooks (POST /webhooks/github, see docs/github-webhooks.md) -------------------
+    github_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Webhook secret; when unset the gateway reads the 'github_webhook_secret' key of "
+        "SECRET_STORE_NAME. With neither, the webhook route refuses every delivery.",
+    )
+    github_test_workflow_pattern: str = Field(
+        default=r"(?i)test|\bci\b",
+        description="Regex (re.search) on a workflow's name or path: a successful run is a test_pass.",
+    )
+    github_deploy_workflow_pattern: str = Field(
+        default=r"(?i)deploy",
+        description="Regex (re.search) on a workflow's name or path: a run is a deploy / deploy_failed.",
+    )
+    github_deploy_environment_pattern: str | None = Field(
+        default=None,
+        description="Regex (re.search) on a deployment's environment; unset counts deployment statuses of "
+        "every environment, e.g. '^production$' leaves out staging and preview deployments.",
+    )
+    github_webhook_max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Larger webhook deliveries get a 413."
+    )
+    github_delivery_cache_size: int = Field(
+        default=10_000, ge=0, description="Recent X-GitHub-Delivery ids remembered to answer duplicates."
+    )
+
     # --- logging ------------------------------------------------------------------------------
     log_level: str = "INFO"
+
+    @field_validator(
+        "github_test_workflow_pattern", "github_deploy_workflow_pattern", "github_deploy_environment_pattern"
+    )
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        try:
+            re.compile(value or "")
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -14,6 +14,7 @@ from producer.auth import TokenStore
 from producer.auth_middleware import auth_middleware
 from producer.batcher import KinesisBatcher
 from producer.errors import error_middleware
+from producer.github import setup_github_webhooks
 from producer.handlers import MAX_BATCH_EVENTS, setup_routes
 from producer.openapi import build_openapi
 from producer.state import BATCHER, HEALTH_CLIENT, KINESIS_CLIENT, OPENAPI, READY_CACHE, SETTINGS, TOKENS
@@ -90,4 +91,5 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI] = build_openapi(max_body_bytes=settings.max_body_bytes, max_batch=MAX_BATCH_EVENTS)
     app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher])
     setup_routes(app)
+    setup_github_webhooks(app)
     return app

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from devops_core.events import EventIn
 from producer.api_models import Accepted, BatchResponse, ErrorBody, Health
+from producer.github.models import WebhookResponse
 
 __all__ = ["build_openapi"]
 
@@ -23,6 +24,58 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _github_webhook(components: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+    answer = _schema(WebhookResponse, components)
+    headers = [
+        ("X-Hub-Signature-256", True, "sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>"),
+        ("X-GitHub-Event", True, "push, deployment_status, workflow_run, ping; others are ignored"),
+        ("X-GitHub-Delivery", True, "Delivery GUID; the events' ids derive from it (redeliveries dedupe)"),
+    ]
+    return {
+        "post": {
+            "summary": "GitHub webhook deliveries (push, deployment_status, workflow_run, ping)",
+            "description": "Authenticated by GitHub's HMAC signature instead of the bearer token. "
+            "See docs/github-webhooks.md for the mapping to DevOps events.",
+            "security": [{"githubSignature": []}],
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": required,
+                    "schema": {"type": "string"},
+                    "description": text,
+                }
+                for name, required, text in headers
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "object", "description": "GitHub's payload"}},
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": {"payload": {"type": "string"}}}
+                    },
+                },
+            },
+            "responses": {
+                "200": _json(answer, "ping answered; nothing stored."),
+                "202": _json(
+                    answer,
+                    "accepted (events written to Kinesis), ignored (event or action not mapped), "
+                    "or duplicate (redelivery of an accepted delivery).",
+                ),
+                "400": _json(
+                    error, "Missing X-GitHub-Event / X-GitHub-Delivery, or the payload is not JSON."
+                ),
+                "401": _json(error, "Missing or wrong X-Hub-Signature-256 (SHA-1 alone is refused)."),
+                "413": _json(error, "Delivery larger than GITHUB_WEBHOOK_MAX_BODY_BYTES."),
+                "415": _json(error, "Content type is neither application/json nor form-encoded."),
+                "422": _json(error, "A field the mapping needs is missing or invalid; detail names it."),
+                "503": _json(error, "No webhook secret configured, or Kinesis did not accept the events."),
+            },
+        }
+    }
 
 
 def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
@@ -99,6 +152,7 @@ def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/webhooks/github": _github_webhook(components, error),
             "/healthz": {
                 "get": {
                     "summary": "Liveness",
@@ -120,6 +174,9 @@ def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
         },
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "githubSignature": {"type": "apiKey", "in": "header", "name": "X-Hub-Signature-256"},
+            },
         },
     }

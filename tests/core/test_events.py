@@ -94,7 +94,7 @@ def test_metadata_object_is_serialized_compactly() -> None:
         ({"repo": "r", "event": "merge"}, "event", "must be one of push, deploy, test_pass"),
         ({"repo": "-bad", "event": "push"}, "repo", "must start with a letter or digit"),
         ({"repo": "", "event": "push"}, "repo", "at least 1 character"),
-        ({"repo": "a" * 129, "event": "push"}, "repo", "at most 128 characters"),
+        ({"repo": "a" * 141, "event": "push"}, "repo", "at most 140 characters"),
         ({"repo": "r", "event": "push", "time": "tomorrow"}, "time", "ISO-8601"),
         ({"repo": "r", "event": "push", "time": "2026-06-01T12:16:00Z"}, "time", "future"),
         ({"repo": "r", "event": "push", "metadata": "x" * (MAX_METADATA_BYTES + 1)}, "metadata", "bytes"),

@@ -1,0 +1,220 @@
+"""``POST /webhooks/github``: verify GitHub's signature, map the payload, write the events to Kinesis.
+
+This route is not behind the bearer token (GitHub cannot send one); the HMAC signature is its
+authentication, and without a configured webhook secret every delivery is refused (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import urllib.parse
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from devops_core.aws import aio_client, client_config
+from devops_core.events import DevOpsEvent, describe_validation_error
+from producer.batcher import KinesisUnavailable, PutResult
+from producer.errors import ApiError
+from producer.github.dedupe import DeliveryCache
+from producer.github.models import WebhookResponse
+from producer.github.parsers import Delivery, Ignored, MappingConfig, describe_ping, parse_delivery
+from producer.github.secret import SECRET_KEY, WebhookSecretStore
+from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
+from producer.state import BATCHER, SETTINGS
+
+__all__ = ["DELIVERIES", "WEBHOOK_PATH", "WEBHOOK_SECRETS", "github_webhook", "setup_github_webhooks"]
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/github"
+WEBHOOK_SECRETS = web.AppKey("github_webhook_secrets", WebhookSecretStore)
+DELIVERIES = web.AppKey("github_deliveries", DeliveryCache)
+MAPPING = web.AppKey("github_mapping", MappingConfig)
+
+_DELIVERY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
+_RETRY_AFTER = {"Retry-After": "5"}
+_CHUNK = 64 * 1024
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body (the HMAC covers these exact bytes), with this route's own size limit."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"delivery is {request.content_length} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"delivery is larger than {limit} bytes")
+    return bytes(body)
+
+
+def _check_signature(request: web.Request, body: bytes, store: WebhookSecretStore) -> None:
+    header = request.headers.get(SIGNATURE_HEADER)
+    if header is None:
+        if LEGACY_SIGNATURE_HEADER in request.headers:
+            raise ApiError(
+                401,
+                f"only the SHA-1 {LEGACY_SIGNATURE_HEADER} was sent; a SHA-256 signature "
+                f"({SIGNATURE_HEADER}) is required",
+            )
+        raise ApiError(401, f"missing {SIGNATURE_HEADER}; set a secret in the webhook's settings")
+    if not verify(body, header, store.secrets):
+        logger.warning(
+            "github webhook signature mismatch",
+            extra={"delivery": request.headers.get("X-GitHub-Delivery"), "remote": request.remote},
+        )
+        raise ApiError(401, f"{SIGNATURE_HEADER} does not match the body signed with the webhook secret")
+
+
+def _delivery(request: web.Request) -> Delivery:
+    event = request.headers.get("X-GitHub-Event", "").strip()
+    delivery_id = request.headers.get("X-GitHub-Delivery", "").strip()
+    if not _EVENT_RE.match(event):
+        raise ApiError(400, "missing or invalid X-GitHub-Event header", error="bad_request")
+    if not _DELIVERY_RE.match(delivery_id):
+        raise ApiError(400, "missing or invalid X-GitHub-Delivery header", error="bad_request")
+    return Delivery(id=delivery_id, event=event, received_at=datetime.now(UTC))
+
+
+def _decode(request: web.Request, body: bytes) -> Any:
+    """JSON from either content type GitHub offers (application/json, or form-encoded ``payload=``)."""
+    if request.content_type not in {"application/json", "application/x-www-form-urlencoded"}:
+        raise ApiError(415, "Content-Type must be application/json (set it in the webhook's settings)")
+    try:
+        text = body.decode("utf-8")
+        if request.content_type == "application/x-www-form-urlencoded":
+            text = urllib.parse.parse_qs(text, keep_blank_values=True).get("payload", [""])[0]
+        if not text.strip():
+            raise ApiError(400, "the delivery carries no payload", error="malformed_json")
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        detail = f"payload is not valid JSON: {exc.msg} at position {exc.pos}"
+        raise ApiError(400, detail, error="malformed_json") from None
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise ApiError(
+            400, f"payload is not acceptable JSON: {type(exc).__name__}", error="malformed_json"
+        ) from None
+
+
+def _answer(response: WebhookResponse, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(response.model_dump(exclude_none=True), status=status, headers=headers)
+
+
+async def _send(request: web.Request, events: list[DevOpsEvent]) -> list[PutResult | BaseException]:
+    batcher = request.app[BATCHER]
+    futures: list[asyncio.Future[PutResult]] = []
+    try:
+        for event in events:
+            futures.append(batcher.submit(event.to_record_data(), event.repo))
+    except KinesisUnavailable as exc:
+        # Records already queued still go out; a redelivery carries the same event ids.
+        results: list[PutResult | BaseException] = list(
+            await asyncio.gather(*futures, return_exceptions=True)
+        )
+        return results + [exc] * (len(events) - len(futures))
+    return list(await asyncio.gather(*futures, return_exceptions=True))
+
+
+async def github_webhook(request: web.Request) -> web.Response:
+    app = request.app
+    store = app[WEBHOOK_SECRETS]
+    if not store.configured:
+        detail = (
+            f"GitHub webhooks are not configured: set GITHUB_WEBHOOK_SECRET or a '{SECRET_KEY}' key in "
+            f"the Secrets Manager secret {app[SETTINGS].secret_store_name}"
+        )
+        if store.last_error:
+            detail += f" ({store.last_error})"
+        raise ApiError(503, detail, error="not_configured", headers=_RETRY_AFTER)
+    body = await _read_body(request, app[SETTINGS].github_webhook_max_body_bytes)
+    _check_signature(request, body, store)
+    delivery = _delivery(request)
+    log = {"delivery": delivery.id, "github_event": delivery.event}
+
+    if delivery.event == "ping":
+        reason = describe_ping(_decode(request, body))
+        logger.info("github webhook ping", extra={**log, "note": reason})
+        return _answer(WebhookResponse(status="pong", reason=reason, delivery=delivery.id), 200)
+    if (seen := app[DELIVERIES].get(delivery.id)) is not None:
+        logger.info("github redelivery answered from cache", extra=log)
+        reason = "this delivery was already accepted"
+        return _answer(
+            WebhookResponse(status="duplicate", event_ids=list(seen), reason=reason, delivery=delivery.id),
+            202,
+        )
+
+    payload = _decode(request, body)
+    if not isinstance(payload, dict):
+        raise ApiError(422, [{"field": "body", "reason": "must be a JSON object"}])
+    try:
+        outcome = parse_delivery(payload, delivery, app[MAPPING])
+    except ValidationError as exc:
+        raise ApiError(422, describe_validation_error(exc)) from None
+    if isinstance(outcome, Ignored):
+        logger.info("github delivery ignored", extra={**log, "reason": outcome.reason})
+        return _answer(WebhookResponse(status="ignored", reason=outcome.reason, delivery=delivery.id), 202)
+
+    results = await _send(request, outcome)
+    failed = [r for r in results if not isinstance(r, PutResult)]
+    event_ids = [event.event_id for event in outcome]
+    if failed:
+        logger.warning("github delivery not fully written", extra={**log, "failed": len(failed)})
+        raise ApiError(
+            503,
+            f"Kinesis did not accept {len(failed)} of {len(outcome)} events ({failed[0]}); "
+            "redeliver this delivery, its events keep their ids",
+            headers=_RETRY_AFTER,
+        )
+    app[DELIVERIES].remember(delivery.id, tuple(event_ids))
+    logger.info(
+        "github delivery accepted",
+        extra={**log, "repo": outcome[0].repo, "event": outcome[0].event.value, "events": len(outcome)},
+    )
+    return _answer(WebhookResponse(status="accepted", event_ids=event_ids, delivery=delivery.id), 202)
+
+
+async def _secret_store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.github_webhook_secret is not None:
+        app[WEBHOOK_SECRETS] = WebhookSecretStore(
+            static_secret=settings.github_webhook_secret.get_secret_value()
+        )
+        logger.info("github webhooks enabled", extra={"secret_source": "environment"})
+        yield
+        return
+    config = client_config(max_attempts=2, connect_timeout=2, read_timeout=5)
+    async with aio_client("secretsmanager", config=config) as secrets:
+        store = WebhookSecretStore(
+            secret_id=settings.secret_store_name,
+            fetch_secret=secrets.get_secret_value,
+            refresh_seconds=settings.token_refresh_seconds,
+        )
+        await store.start()
+        app[WEBHOOK_SECRETS] = store
+        logger.info(
+            "github webhooks " + ("enabled" if store.configured else "disabled until a secret is set"),
+            extra={
+                "secret_source": "secretsmanager",
+                "secret_id": settings.secret_store_name,
+                "key": SECRET_KEY,
+            },
+        )
+        yield
+        await store.stop()
+
+
+def setup_github_webhooks(app: web.Application) -> None:
+    """Add the route, its secret store (a cleanup_ctx) and its redelivery cache to the gateway."""
+    settings = app[SETTINGS]
+    app[MAPPING] = MappingConfig.from_settings(settings)
+    app[DELIVERIES] = DeliveryCache(settings.github_delivery_cache_size)
+    app.cleanup_ctx.append(_secret_store)
+    app.router.add_post(WEBHOOK_PATH, github_webhook)

@@ -1,0 +1,32 @@
+"""GitHub's webhook signature: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``.
+
+The HMAC is computed over the exact bytes received (never re-serialized JSON) and compared in
+constant time. SHA-1 ``X-Hub-Signature`` is legacy and never accepted on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+__all__ = ["LEGACY_SIGNATURE_HEADER", "SIGNATURE_HEADER", "SIGNATURE_PREFIX", "sign", "verify"]
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+LEGACY_SIGNATURE_HEADER = "X-Hub-Signature"
+SIGNATURE_PREFIX = "sha256="
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The header value GitHub sends for ``body`` (for tests and for replaying deliveries by hand)."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest
+
+
+def verify(body: bytes, header: str, secrets: Iterable[str]) -> bool:
+    """True when ``header`` is the signature of ``body`` under any of ``secrets`` (all are compared)."""
+    presented = header.strip().encode("ascii", errors="replace")
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(presented, sign(body, secret).encode("ascii"))
+    return matched
