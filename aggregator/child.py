@@ -7,9 +7,8 @@ only one process (of all children, of all tasks) emit per period.
 
 from __future__ import annotations
 
-from devops_core.kcl.daemon import run_processor
-
 from aggregator.app import PeriodicEmitter, build_processor
+from devops_core.kcl.daemon import run_processor
 from devops_core.settings import Settings
 
 

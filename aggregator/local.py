@@ -15,9 +15,8 @@ import os
 import subprocess
 import sys
 
-from devops_core.kcl import LocalKclDriver
-
 from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
+from devops_core.kcl import LocalKclDriver
 from devops_core.settings import Settings
 
 __all__ = ["AggregatorWorker", "LocalAggregator"]
