@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     new_relic_log_endpoint: str | None = Field(
         default=None, description="Explicit Log API URL; overrides NEW_RELIC_REGION."
     )
+    consumer_max_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Cap of the consumer's backoff while a sink is down."
+    )
 
     # --- aggregator ---------------------------------------------------------------------------
     deployment_freq_timeframe_day: int = Field(default=30, ge=1, le=365)

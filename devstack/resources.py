@@ -70,10 +70,15 @@ def _ensure_stream(settings: Settings, shard_count: int) -> str:
 
 def _ensure_timestream(settings: Settings) -> None:
     timestream = boto_client("timestream-write")
+    # Look before creating: moto's CreateDatabase replaces an existing database (and drops its tables).
     try:
-        timestream.create_database(DatabaseName=settings.devops_db_name)
+        timestream.describe_database(DatabaseName=settings.devops_db_name)
     except ClientError as error:
-        _ignore_exists(error, "ConflictException")
+        _ignore_exists(error, "ResourceNotFoundException")
+        try:
+            timestream.create_database(DatabaseName=settings.devops_db_name)
+        except ClientError as create_error:
+            _ignore_exists(create_error, "ConflictException")
     try:
         timestream.create_table(
             DatabaseName=settings.devops_db_name,

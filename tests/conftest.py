@@ -53,3 +53,14 @@ async def gateway(stack: Stack) -> AsyncIterator[TestClient]:
 
     async with TestClient(TestServer(create_app(app_settings))) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def newrelic_standin() -> Iterator[str]:
+    """The one New Relic Log API stand-in (devstack/newrelic_standin.py) for the whole session.
+
+    Its log URL is ``{url}/log/v1``; scope faults and reads to your test with a unique Api-Key.
+    """
+    standin = start_background(["-m", "devstack.newrelic_standin", "--port", str(free_port())])
+    yield standin.url
+    standin.stop()

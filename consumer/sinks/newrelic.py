@@ -1,0 +1,144 @@
+"""New Relic Log API sink: gzip JSON in the documented detailed shape, under 1 MB per POST.
+
+``[{"common": {"attributes": {"service": "devops-metrics"}}, "logs": [{timestamp, message,
+attributes: {repo, event, event_id, source, metadata, ...}}]}]`` POSTed with ``Api-Key``.
+Answers: 2xx taken; 429 pending with the server's Retry-After; 5xx, 408 and network errors pending
+(the handler backs off); 413 split in halves; any other 4xx rejected with the response, so the
+events go to the dead-letter queue instead of blocking the shard forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from consumer.sinks.base import Rejection, WriteResult
+from devops_core.events import DevOpsEvent
+
+__all__ = ["SERVICE_NAME", "NewRelicSink", "retry_after_seconds", "to_log_entry"]
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "devops-metrics"
+# The API's limit is 10^6 bytes per POST as sent; chunks are cut on the uncompressed size, which
+# bounds the gzipped size from above (gzip adds at most a few bytes per 32 KB block).
+MAX_UNCOMPRESSED_BYTES = 900_000
+_PENDING_STATUSES = {408, 429}
+
+
+def to_log_entry(event: DevOpsEvent) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "repo": event.repo,
+        "event": event.event.value,
+        "event_id": event.event_id,
+        "source": event.source,
+        "metadata": event.metadata,
+        "received_at": event.model_dump(mode="json")["received_at"],
+    }
+    if event.sha:
+        attributes["sha"] = event.sha
+    return {
+        "timestamp": event.time_ms,
+        "message": f"{event.event.value} {event.repo}",
+        "attributes": attributes,
+    }
+
+
+def _chunks(events: Sequence[DevOpsEvent]) -> list[list[tuple[DevOpsEvent, bytes]]]:
+    chunks: list[list[tuple[DevOpsEvent, bytes]]] = [[]]
+    size = 0
+    for event in events:
+        encoded = json.dumps(to_log_entry(event), separators=(",", ":"), ensure_ascii=False).encode()
+        if chunks[-1] and size + len(encoded) + 1 > MAX_UNCOMPRESSED_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((event, encoded))
+        size += len(encoded) + 1
+    return [chunk for chunk in chunks if chunk]
+
+
+def _body(chunk: list[tuple[DevOpsEvent, bytes]]) -> bytes:
+    common = json.dumps({"attributes": {"service": SERVICE_NAME}}, separators=(",", ":")).encode()
+    logs = b",".join(encoded for _, encoded in chunk)
+    return gzip.compress(b'[{"common":' + common + b',"logs":[' + logs + b"]}]", compresslevel=1)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After is delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+class NewRelicSink:
+    name = "newrelic"
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, api_key: str, *, concurrency: int = 4
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._headers = {
+            "Api-Key": api_key,
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        }
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def write(self, events: Sequence[DevOpsEvent]) -> WriteResult:
+        results = await asyncio.gather(*(self._post(chunk) for chunk in _chunks(events)))
+        total = WriteResult()
+        for result in results:
+            total.rejected += result.rejected
+            total.pending += result.pending
+            total.error = total.error or result.error
+            if result.retry_after is not None:
+                total.retry_after = max(total.retry_after or 0.0, result.retry_after)
+        return total
+
+    async def _post(self, chunk: list[tuple[DevOpsEvent, bytes]]) -> WriteResult:
+        events = [event for event, _ in chunk]
+        try:
+            async with (
+                self._limit,
+                self._session.post(self._url, data=_body(chunk), headers=self._headers) as resp,
+            ):
+                text = (await resp.text(errors="replace"))[:500]
+                status = resp.status
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return WriteResult(
+                pending=events, error=f"new relic unreachable: {type(error).__name__}: {error}"
+            )
+        if 200 <= status < 300:
+            return WriteResult()
+        if status in _PENDING_STATUSES or status >= 500:
+            return WriteResult(pending=events, retry_after=retry_after, error=f"new relic answered {status}")
+        if status == 413 and len(chunk) > 1:
+            half = len(chunk) // 2
+            first, second = await asyncio.gather(self._post(chunk[:half]), self._post(chunk[half:]))
+            return WriteResult(
+                rejected=first.rejected + second.rejected,
+                pending=first.pending + second.pending,
+                retry_after=first.retry_after or second.retry_after,
+                error=first.error or second.error,
+            )
+        reason = f"new relic answered {status}: {text}"
+        logger.error("new relic refused a payload", extra={"status": status, "events": len(events)})
+        return WriteResult(rejected=[Rejection(event, reason) for event in events])

@@ -1,0 +1,93 @@
+"""``python -m consumer.kcl_app`` speaks the MultiLangDaemon's line protocol on stdin/stdout."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+from devstack.inspect import timestream_records
+from tests.consumer.consumer_helpers import make_event, standin_logs
+from tests.support import ROOT
+
+
+def _record(data: bytes, sequence: str) -> dict:
+    return {
+        "action": "record",
+        "data": base64.b64encode(data).decode(),
+        "partitionKey": "svc",
+        "sequenceNumber": sequence,
+        "subSequenceNumber": 0,
+        "approximateArrivalTimestamp": int(time.time() * 1000),
+    }
+
+
+def test_daemon_protocol_round_trip(emulator, consumer_settings, newrelic_standin, api_key):
+    settings = consumer_settings
+    env = {
+        **os.environ,
+        "DEVOPS_DB_NAME": settings.devops_db_name,
+        "DEVOPS_TABLE_NAME": settings.devops_table_name,
+        "DEVOPS_STREAM_NAME": settings.devops_stream_name,
+        "DEAD_LETTER_QUEUE_NAME": settings.dead_letter_queue_name,
+        "LOGGER_API_KEY": api_key,
+        "NEW_RELIC_LOG_ENDPOINT": settings.new_relic_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consumer.kcl_app"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert process.stdin
+    assert process.stdout
+
+    def send(message: dict) -> None:
+        process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+
+    def receive() -> dict:
+        line = process.stdout.readline()
+        while line == "\n":  # the KCL's writer frames each message with newlines
+            line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "no output"
+        return json.loads(line)
+
+    events = [make_event() for _ in range(3)]
+    try:
+        send(
+            {
+                "action": "initialize",
+                "shardId": "shardId-000000000000",
+                "sequenceNumber": "TRIM_HORIZON",
+                "subSequenceNumber": 0,
+            }
+        )
+        assert receive() == {"action": "status", "responseFor": "initialize"}
+        send(
+            {
+                "action": "processRecords",
+                "millisBehindLatest": 0,
+                "records": [_record(e.to_record_data(), str(10 + i)) for i, e in enumerate(events)],
+            }
+        )
+        assert receive() == {"action": "checkpoint", "sequenceNumber": "12", "subSequenceNumber": None}
+        send({"action": "checkpoint", "sequenceNumber": "12", "subSequenceNumber": 0})
+        assert receive() == {"action": "status", "responseFor": "processRecords"}
+        send({"action": "shardEnded"})
+        assert receive() == {"action": "checkpoint", "sequenceNumber": None, "subSequenceNumber": None}
+        send({"action": "checkpoint", "sequenceNumber": "SHARD_END", "subSequenceNumber": 0})
+        assert receive() == {"action": "status", "responseFor": "shardEnded"}
+    finally:
+        process.stdin.close()
+        process.wait(15)
+    assert process.returncode == 0
+    stored = timestream_records(emulator, settings.devops_db_name, settings.devops_table_name)
+    assert len(stored) == 3
+    assert len(standin_logs(newrelic_standin, api_key)) == 3
