@@ -1,37 +1,38 @@
-"""End to end: gateway -> Kinesis -> aggregator (in-process KCL driver) -> calc_* events in the stream."""
+"""End to end: gateway -> Kinesis -> aggregator (in-process KCL driver) -> calc_deployment_freq back in
+the stream -> consumer -> Timestream."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from aggregator.local import LocalAggregator
-from devops_core.events import DevOpsEvent
-from devstack.inspect import read_stream_events
+from consumer.local import LocalConsumer
+from devstack.inspect import timestream_records
 from tests.support import Stack
 
 
-async def wait_for_metric(stream: str, repo: str, count: int) -> DevOpsEvent:
-    async with asyncio.timeout(30):
-        while True:
-            for event in await asyncio.to_thread(read_stream_events, stream):
-                if (
-                    event.repo == repo
-                    and event.event == "calc_deployment_freq"
-                    and json.loads(event.metadata)["count"] == count
-                ):
-                    return event
-            await asyncio.sleep(0.3)
+def _metric_values(record: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """(repo, event, metadata) of a Timestream record that holds a calc_deployment_freq."""
+    dimensions = {d["Name"]: d["Value"] for d in record.get("Dimensions", [])}
+    if dimensions.get("event") != "calc_deployment_freq":
+        return None
+    measures = {m["Name"]: m["Value"] for m in record.get("MeasureValues", [])}
+    return dimensions["repo"], dimensions["source"], json.loads(measures["metadata"])
 
 
-async def test_three_deploys_for_demo_give_count_3_and_a_tenth_per_day(
-    stack: Stack, gateway: TestClient
+async def test_three_deploys_for_demo_reach_timestream_as_count_3_and_a_tenth_per_day(
+    stack: Stack, gateway: TestClient, emulator: str
 ) -> None:
-    aggregator = LocalAggregator(stack.settings, poll_interval=0.2)
+    settings = stack.settings
+    aggregator = LocalAggregator(settings, poll_interval=0.2)
+    consumer = LocalConsumer(settings, poll_interval=0.2)
     await asyncio.to_thread(aggregator.start)
+    await asyncio.to_thread(consumer.start)
     try:
         for version in ("v1", "v2", "v3"):
             response = await gateway.post(
@@ -41,11 +42,20 @@ async def test_three_deploys_for_demo_give_count_3_and_a_tenth_per_day(
             )
             assert response.status == 202, await response.text()
         started = time.monotonic()
-        for repo in ("demo", "ALL"):
-            metric = await wait_for_metric(stack.settings.devops_stream_name, repo, 3)
-            values = json.loads(metric.metadata)
-            assert (values["count"], values["per_day"], values["window_days"]) == (3, 0.1, 30)
-            assert metric.source == "aggregator"
+        wanted = {"demo", "ALL"}
+        async with asyncio.timeout(30):
+            while wanted:
+                records = await asyncio.to_thread(
+                    timestream_records, emulator, settings.devops_db_name, settings.devops_table_name
+                )
+                for record in records:
+                    found = _metric_values(record)
+                    if found and found[2]["count"] == 3:
+                        repo, source, values = found
+                        assert (values["per_day"], values["window_days"], source) == (0.1, 30, "aggregator")
+                        wanted.discard(repo)
+                await asyncio.sleep(0.3)
         assert time.monotonic() - started < 15  # "within seconds"
     finally:
+        assert await asyncio.to_thread(consumer.stop)
         assert await asyncio.to_thread(aggregator.stop)
