@@ -1,0 +1,142 @@
+"""The KCL record processor (amazon_kclpy v3 interface): thin; decoding, dead-lettering and
+checkpointing here, everything else in ``Aggregator.handle``.
+
+The KCL process swallows processor exceptions, so this class owns retries: a batch is retried
+(with capped backoff) until state writes and emits succeed, and only then checkpointed. If that
+takes longer than ``retry_deadline`` the exception propagates without a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from amazon_kclpy.v3 import processor
+from pydantic import ValidationError
+
+from aggregator.deadletters import DeadLetter, DeadLetterQueue
+from aggregator.service import Aggregator, HandleOutcome
+from devops_core.events import DevOpsEvent
+from devops_core.kcl import checkpoint
+
+__all__ = ["AggregatorProcessor", "ProcessorStats"]
+
+logger = logging.getLogger(__name__)
+
+
+class ProcessorStats:
+    def __init__(self) -> None:
+        self.batches = 0
+        self.records = 0
+        self.poison = 0
+        self.retries = 0
+
+
+class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
+    def __init__(
+        self,
+        aggregator: Aggregator,
+        dead_letters: DeadLetterQueue,
+        *,
+        retry_deadline: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._aggregator = aggregator
+        self._dead_letters = dead_letters
+        self._retry_deadline = retry_deadline
+        self._sleep = sleep
+        self.shard_id: str | None = None
+        self.stats = ProcessorStats()
+
+    @property
+    def aggregator(self) -> Aggregator:
+        return self._aggregator
+
+    # -- KCL seams -----------------------------------------------------------------------------
+    def initialize(self, initialize_input: Any) -> None:
+        self.shard_id = initialize_input.shard_id
+        logger.info("aggregator processor started", extra={"shard_id": self.shard_id})
+
+    def process_records(self, process_records_input: Any) -> None:
+        records = process_records_input.records
+        if not records:
+            return
+        self.process_batch(records)
+        checkpoint(process_records_input.checkpointer, records[-1].sequence_number, shard_id=self.shard_id)
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        logger.info("lease lost; not checkpointing", extra={"shard_id": self.shard_id})
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        checkpoint(shard_ended_input.checkpointer, shard_id=self.shard_id)
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        # Every processed batch was checkpointed already; this only confirms the position.
+        checkpoint(shutdown_requested_input.checkpointer, shard_id=self.shard_id)
+
+    # -- work ----------------------------------------------------------------------------------
+    def process_batch(self, records: list[Any]) -> HandleOutcome:
+        """Decode, dead-letter poison, aggregate with retries; returns only when all succeeded."""
+        events: list[DevOpsEvent] = []
+        poison: list[DeadLetter] = []
+        for record in records:
+            try:
+                events.append(DevOpsEvent.from_record_data(record.binary_data))
+            except (ValidationError, ValueError) as error:
+                poison.append(
+                    DeadLetter(
+                        reason=_reason(error),
+                        sequence_number=record.sequence_number,
+                        partition_key=record.partition_key,
+                        data=record.binary_data.decode("utf-8", errors="replace"),
+                        shard_id=self.shard_id,
+                    )
+                )
+        if poison:
+            logger.warning(
+                "poison records",
+                extra={"count": len(poison), "sequence_numbers": [p.sequence_number for p in poison][:10]},
+            )
+        self.stats.poison += len(poison)
+        outcome = self._with_retries(lambda: self._work(events, poison))
+        self.stats.batches += 1
+        self.stats.records += len(records)
+        return outcome
+
+    def _work(self, events: list[DevOpsEvent], poison: list[DeadLetter]) -> HandleOutcome:
+        self._dead_letters.send(poison)
+        poison.clear()  # sent: a retry of the aggregation must not send them again
+        return self._aggregator.handle(events)
+
+    def _with_retries(self, work: Callable[[], HandleOutcome]) -> HandleOutcome:
+        deadline = time.monotonic() + self._retry_deadline
+        attempt = 0
+        while True:
+            try:
+                return work()
+            except Exception as error:
+                attempt += 1
+                delay = min(10.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+                if time.monotonic() + delay > deadline:
+                    logger.error(
+                        "giving up on batch; not checkpointing",
+                        extra={"shard_id": self.shard_id, "attempts": attempt, "error": repr(error)},
+                    )
+                    raise
+                self.stats.retries += 1
+                logger.warning(
+                    "batch failed; retrying",
+                    extra={"shard_id": self.shard_id, "attempt": attempt, "error": repr(error)},
+                )
+                self._sleep(delay)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in error.errors()
+        )[:1000]
+    return str(error)[:1000]
