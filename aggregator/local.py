@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
+from aggregator.processor import AggregatorProcessor
 from devops_core.kcl import LocalKclDriver
 from devops_core.settings import Settings
 
@@ -29,13 +30,19 @@ class LocalAggregator:
 
     def __init__(self, settings: Settings, *, poll_interval: float = 0.5) -> None:
         self._settings = settings
+        self._processors: list[AggregatorProcessor] = []
         self.driver = LocalKclDriver(
             stream_name=settings.devops_stream_name,
             application_name=settings.aggregator_application_name,
-            processor_factory=lambda: build_processor(settings),
+            processor_factory=self._new_processor,
             poll_interval=poll_interval,
         )
         self.periodic = PeriodicEmitter(build_aggregator(settings), settings.aggregator_emit_interval_seconds)
+
+    def _new_processor(self) -> AggregatorProcessor:
+        processor = build_processor(self._settings)
+        self._processors.append(processor)
+        return processor
 
     def start(self) -> None:
         self.driver.start()
@@ -43,6 +50,8 @@ class LocalAggregator:
 
     def stop(self, timeout: float = 30.0) -> bool:
         self.periodic.stop()
+        for processor in self._processors:  # a batch still being retried is abandoned, not skipped
+            processor.stop()
         return self.driver.stop(timeout)
 
     def __enter__(self) -> LocalAggregator:

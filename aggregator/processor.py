@@ -1,15 +1,19 @@
 """The KCL record processor (amazon_kclpy v3 interface): thin; decoding, dead-lettering and
 checkpointing here, everything else in ``Aggregator.handle``.
 
-The KCL process swallows processor exceptions, so this class owns retries: a batch is retried
-(with capped backoff) until state writes and emits succeed, and only then checkpointed. If that
-takes longer than ``retry_deadline`` the exception propagates without a checkpoint.
+The KCL process swallows processor exceptions and moves on to the next batch, whose checkpoint
+would then skip the failed records. So this class owns retries and never gives up on a batch: it is
+retried (capped backoff) until state writes and emits succeed, and only then checkpointed. Past
+``retry_deadline`` each failure is logged as an error (the shard is blocked: page someone). Only a
+stop request (``stop()``, used by the local driver's owner on shutdown) abandons the batch, without a
+checkpoint, so it is delivered again after the restart.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +26,13 @@ from aggregator.service import Aggregator, HandleOutcome
 from devops_core.events import DevOpsEvent
 from devops_core.kcl import checkpoint
 
-__all__ = ["AggregatorProcessor", "ProcessorStats"]
+__all__ = ["AggregatorProcessor", "BatchAbandoned", "ProcessorStats"]
 
 logger = logging.getLogger(__name__)
+
+
+class BatchAbandoned(Exception):
+    """The processor was stopped while a batch was still failing; it was not checkpointed."""
 
 
 class ProcessorStats:
@@ -41,7 +49,7 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         aggregator: Aggregator,
         dead_letters: DeadLetterQueue,
         *,
-        retry_deadline: float = 300.0,
+        retry_deadline: float = 300.0,  # after this, failures are logged as errors
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._aggregator = aggregator
@@ -50,6 +58,11 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         self._sleep = sleep
         self.shard_id: str | None = None
         self.stats = ProcessorStats()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Abandon a batch that is still being retried (no checkpoint); called on shutdown."""
+        self._stopping.set()
 
     @property
     def aggregator(self) -> Aggregator:
@@ -64,7 +77,11 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         records = process_records_input.records
         if not records:
             return
-        self.process_batch(records)
+        try:
+            self.process_batch(records)
+        except BatchAbandoned:
+            logger.warning("batch abandoned on stop; not checkpointing", extra={"shard_id": self.shard_id})
+            return
         checkpoint(process_records_input.checkpointer, records[-1].sequence_number, shard_id=self.shard_id)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
@@ -112,26 +129,26 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         return self._aggregator.handle(events)
 
     def _with_retries(self, work: Callable[[], HandleOutcome]) -> HandleOutcome:
-        deadline = time.monotonic() + self._retry_deadline
+        escalate_at = time.monotonic() + self._retry_deadline
         attempt = 0
         while True:
+            if self._stopping.is_set():
+                raise BatchAbandoned(f"stopped after {attempt} failed attempts")
             try:
                 return work()
-            except Exception as error:
+            except Exception as error:  # retried below; never skipped (see module docstring)
                 attempt += 1
                 delay = min(10.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-                if time.monotonic() + delay > deadline:
-                    logger.error(
-                        "giving up on batch; not checkpointing",
-                        extra={"shard_id": self.shard_id, "attempts": attempt, "error": repr(error)},
-                    )
-                    raise
                 self.stats.retries += 1
-                logger.warning(
-                    "batch failed; retrying",
+                log = logger.error if time.monotonic() > escalate_at else logger.warning
+                log(
+                    "batch failed; retrying, not checkpointing",
                     extra={"shard_id": self.shard_id, "attempt": attempt, "error": repr(error)},
                 )
-                self._sleep(delay)
+                if self._sleep is time.sleep:
+                    self._stopping.wait(delay)  # a stop request cuts the wait short
+                else:
+                    self._sleep(delay)
 
 
 def _reason(error: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,14 +148,24 @@ def test_own_metric_events_are_ignored(stack: Any, processor: AggregatorProcesso
     assert len(metrics_in_stream(stack)) == len(emitted)  # nothing new emitted
 
 
-def test_no_checkpoint_when_the_emit_keeps_failing(stack: Any) -> None:
+def test_a_failing_batch_is_retried_until_stopped_and_never_checkpointed(stack: Any) -> None:
+    """The KCL would move past a batch whose process_records raised: the processor must keep retrying
+    (no skip) and, when stopped, return without a checkpoint so the batch is delivered again."""
     settings = stack.settings.model_copy(
-        update={"devops_stream_name": "no-such-stream", "aggregator_retry_deadline_seconds": 1.0}
+        update={"devops_stream_name": "no-such-stream", "aggregator_retry_deadline_seconds": 0.5}
     )
     proc = build_processor(settings)
     checkpointer = Checkpointer()
-    with pytest.raises(Exception, match="ResourceNotFound"):
-        process_with(proc, [kcl_record(now_event("deploy").to_record_data(), 1)], checkpointer)
+    worker = threading.Thread(
+        target=process_with, args=(proc, [kcl_record(now_event("deploy").to_record_data(), 1)], checkpointer)
+    )
+    worker.start()
+    time.sleep(2.5)
+    assert worker.is_alive(), "the processor gave up on a failing batch"
+    assert proc.stats.retries >= 3
+    proc.stop()
+    worker.join(15)
+    assert not worker.is_alive()
     assert checkpointer.calls == []
 
 
