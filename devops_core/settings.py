@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     deployment_freq_timeframe_day: int = Field(default=30, ge=1, le=365)
     aggregator_emit_interval_seconds: float = Field(default=3600.0, gt=0)
     aggregator_state_table: str = Field(default="devops-metrics-aggregator-state")
+    aggregator_retention_days: int = Field(
+        default=180, ge=1, description="How long pushes and open failures are kept for matching."
+    )
+    aggregator_retry_deadline_seconds: float = Field(
+        default=300.0, gt=0, description="How long a failing batch is retried before giving up."
+    )
 
     # --- KCL applications / dead letters ------------------------------------------------------
     consumer_application_name: str = "devops-metrics-consumer"

@@ -31,7 +31,10 @@ def all_workers() -> list[Worker]:
     workers: list[Worker] = []
     # Each worker package appends its own line here, e.g.:
     #   from consumer.local import ConsumerWorker; workers.append(ConsumerWorker())
+    from aggregator.local import AggregatorWorker
     from consumer.local import ConsumerWorker
 
+    # The consumer first: workers stop in reverse order, so the aggregator's last emits still get stored.
     workers.append(ConsumerWorker())
+    workers.append(AggregatorWorker())
     return workers

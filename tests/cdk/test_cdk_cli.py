@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from cdk_synth import CDK_DIR
+
+from tests.cdk.cdk_synth import CDK_DIR
 
 CDK_CLI = CDK_DIR / "node_modules" / ".bin" / "cdk"
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"

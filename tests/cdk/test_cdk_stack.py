@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match
-from cdk_synth import CDK_DIR, Synthesized, synthesize
+
+from tests.cdk.cdk_synth import CDK_DIR, Synthesized, synthesize
 
 NEW_RELIC_SECRET = "devops-metrics/new-relic-license-key"
 # Resource "*" is acceptable only for actions that have no resource type.

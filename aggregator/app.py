@@ -1,0 +1,76 @@
+"""Wiring: settings -> clients -> state, emitter, dead letters -> Aggregator / processor.
+
+Also the periodic emitter, a daemon thread that wakes at every period boundary
+(``aggregator_emit_interval_seconds``) and emits for every known scope, claiming the period in
+the state table so that one task (of however many) does it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from aggregator.deadletters import DeadLetterQueue
+from aggregator.emitter import StreamEmitter
+from aggregator.processor import AggregatorProcessor
+from aggregator.service import Aggregator
+from aggregator.state import StateRepository
+from devops_core.aws import boto_client, client_config
+from devops_core.settings import Settings
+
+__all__ = ["PeriodicEmitter", "build_aggregator", "build_processor"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_aggregator(settings: Settings) -> Aggregator:
+    state = StateRepository(
+        boto_client("dynamodb", config=client_config(max_attempts=6)),
+        settings.aggregator_state_table,
+        window_days=settings.deployment_freq_timeframe_day,
+        retention_days=settings.aggregator_retention_days,
+    )
+    emitter = StreamEmitter(boto_client("kinesis"), settings.devops_stream_name)
+    return Aggregator(state, emitter, window_days=settings.deployment_freq_timeframe_day)
+
+
+def build_processor(settings: Settings, aggregator: Aggregator | None = None) -> AggregatorProcessor:
+    dead_letters = DeadLetterQueue(
+        boto_client("sqs"), settings.dead_letter_queue_name, application=settings.aggregator_application_name
+    )
+    return AggregatorProcessor(
+        aggregator or build_aggregator(settings),
+        dead_letters,
+        retry_deadline=settings.aggregator_retry_deadline_seconds,
+    )
+
+
+class PeriodicEmitter:
+    """Emits every scope's metrics at each period boundary, so values decay when deploys stop."""
+
+    def __init__(self, aggregator: Aggregator, interval_seconds: float) -> None:
+        self._aggregator = aggregator
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="aggregator-periodic", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            now = datetime.now(UTC).timestamp()
+            wait = self._interval - (now % self._interval) + 0.05
+            if self._stop.wait(wait):
+                return
+            try:
+                self._aggregator.emit_periodic(self._interval)
+            except Exception:  # the next period retries; a missed period only delays a decay
+                logger.exception("periodic emit failed; next period retries")

@@ -1,0 +1,207 @@
+"""The KCL processor with the daemon's record objects and a test-double checkpointer, against real
+moto Kinesis, DynamoDB and SQS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from amazon_kclpy import messages
+
+from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
+from aggregator.processor import AggregatorProcessor
+from devops_core.aws import boto_client
+from devops_core.events import DevOpsEvent
+from devstack.inspect import read_stream_events
+from tests.aggregator.helpers import make_event
+
+METRICS = ("calc_deployment_freq", "calc_lead_time", "calc_change_failure_rate", "calc_recovery_time")
+
+
+class Checkpointer:
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []
+
+    def checkpoint(self, sequence_number: str | None = None, sub_sequence_number: int | None = None) -> None:
+        self.calls.append(sequence_number)
+
+
+def kcl_record(data: bytes, seq: int, key: str = "demo") -> messages.Record:
+    return messages.Record(
+        {
+            "sequenceNumber": str(seq),
+            "subSequenceNumber": 0,
+            "approximateArrivalTimestamp": 0,
+            "partitionKey": key,
+            "data": base64.b64encode(data).decode(),
+        }
+    )
+
+
+def process(proc: AggregatorProcessor, records: list[messages.Record]) -> Checkpointer:
+    checkpointer = Checkpointer()
+    batch = messages.ProcessRecordsInput(
+        {"records": records, "millisBehindLatest": 0, "action": "processRecords"}
+    )
+    batch.dispatch(checkpointer, proc)
+    return checkpointer
+
+
+@pytest.fixture
+def processor(stack: Any) -> AggregatorProcessor:
+    proc = build_processor(stack.settings)
+    messages.InitializeInput(
+        {
+            "action": "initialize",
+            "shardId": "shardId-000000000000",
+            "sequenceNumber": "0",
+            "subSequenceNumber": 0,
+        }
+    ).dispatch(None, proc)
+    return proc
+
+
+def metrics_in_stream(stack: Any) -> list[DevOpsEvent]:
+    return [e for e in read_stream_events(stack.settings.devops_stream_name) if e.source == "aggregator"]
+
+
+def now_event(kind: str, **kw: Any) -> DevOpsEvent:
+    """Events near the real clock: the processor's window ends today."""
+    return make_event(kind, at=datetime.now(UTC) - kw.pop("ago", timedelta(0)), **kw)
+
+
+def test_deploys_emit_all_four_metrics_for_repo_and_all(stack: Any, processor: AggregatorProcessor) -> None:
+    events = [now_event("deploy", ago=timedelta(days=d)) for d in (0, 1, 2)]
+    checkpointer = process(processor, [kcl_record(e.to_record_data(), i) for i, e in enumerate(events)])
+    assert checkpointer.calls == ["2"]
+    emitted = metrics_in_stream(stack)
+    assert {(e.repo, e.event.value) for e in emitted} == {
+        (scope, metric)
+        for scope in ("demo", "ALL")
+        for metric in (
+            "calc_deployment_freq",
+            "calc_lead_time",
+            "calc_change_failure_rate",
+            "calc_recovery_time",
+        )
+    }
+    freq = next(e for e in emitted if e.repo == "demo" and e.event == "calc_deployment_freq")
+    values = json.loads(freq.metadata)
+    assert (values["count"], values["per_day"], values["window_days"]) == (3, 0.1, 30)
+    assert values["level"] == "medium"
+    assert len(freq.metadata.encode()) < 1024
+    cfr = next(e for e in emitted if e.repo == "demo" and e.event == "calc_change_failure_rate")
+    assert json.loads(cfr.metadata)["rate"] == 0.0
+
+
+def test_redelivered_batch_counts_once_and_reemits_the_same_ids(
+    stack: Any, processor: AggregatorProcessor
+) -> None:
+    records = [kcl_record(now_event("deploy").to_record_data(), i) for i in range(3)]
+    process(processor, records)
+    first = metrics_in_stream(stack)
+    process(processor, records)  # lost checkpoint: the daemon hands the same records again
+    everything = metrics_in_stream(stack)
+    second = [e for e in everything if e not in first]
+    assert len(everything) == 2 * len(first) == 16
+    assert {e.event_id for e in everything} == {e.event_id for e in first}
+    freq = [json.loads(e.metadata)["count"] for e in second if e.event == "calc_deployment_freq"]
+    assert freq == [3, 3]  # ALL and demo, still 3
+
+
+def test_poison_records_are_dead_lettered_and_the_batch_checkpoints(
+    stack: Any, processor: AggregatorProcessor
+) -> None:
+    good = now_event("deploy")
+    records = [
+        kcl_record(b"not json", 1),
+        kcl_record(json.dumps({"schema": 1, "event": "deploy"}).encode(), 2),
+        kcl_record(good.to_record_data(), 3),
+    ]
+    checkpointer = process(processor, records)
+    assert checkpointer.calls == ["3"]
+    assert processor.stats.poison == 2
+    sqs = boto_client("sqs")
+    url = sqs.get_queue_url(QueueName=stack.settings.dead_letter_queue_name)["QueueUrl"]
+    bodies = [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+    ]
+    assert sorted(b["sequence_number"] for b in bodies) == ["1", "2"]
+    assert all(b["reason"] and b["application"] == stack.settings.aggregator_application_name for b in bodies)
+    assert any("event_id" in b["reason"] for b in bodies)
+
+
+def test_own_metric_events_are_ignored(stack: Any, processor: AggregatorProcessor) -> None:
+    process(processor, [kcl_record(now_event("deploy").to_record_data(), 1)])
+    emitted = metrics_in_stream(stack)
+    # Feed the aggregator its own output, as it will read it from the stream.
+    checkpointer = process(processor, [kcl_record(e.to_record_data(), 10 + i) for i, e in enumerate(emitted)])
+    assert checkpointer.calls == [str(10 + len(emitted) - 1)]
+    assert len(metrics_in_stream(stack)) == len(emitted)  # nothing new emitted
+
+
+def test_a_failing_batch_is_retried_until_stopped_and_never_checkpointed(stack: Any) -> None:
+    """The KCL would move past a batch whose process_records raised: the processor must keep retrying
+    (no skip) and, when stopped, return without a checkpoint so the batch is delivered again."""
+    settings = stack.settings.model_copy(
+        update={"devops_stream_name": "no-such-stream", "aggregator_retry_deadline_seconds": 0.5}
+    )
+    proc = build_processor(settings)
+    checkpointer = Checkpointer()
+    worker = threading.Thread(
+        target=process_with, args=(proc, [kcl_record(now_event("deploy").to_record_data(), 1)], checkpointer)
+    )
+    worker.start()
+    time.sleep(2.5)
+    assert worker.is_alive(), "the processor gave up on a failing batch"
+    assert proc.stats.retries >= 3
+    proc.stop()
+    worker.join(15)
+    assert not worker.is_alive()
+    assert checkpointer.calls == []
+
+
+def process_with(
+    proc: AggregatorProcessor, records: list[messages.Record], checkpointer: Checkpointer
+) -> None:
+    batch = messages.ProcessRecordsInput(
+        {"records": records, "millisBehindLatest": 0, "action": "processRecords"}
+    )
+    batch.dispatch(checkpointer, proc)
+
+
+def test_periodic_emit_covers_every_known_scope_once_per_period(stack: Any) -> None:
+    aggregator = build_aggregator(stack.settings)
+    aggregator.handle([now_event("deploy", repo="a"), now_event("deploy", repo="b")])
+    before = {e.event_id for e in metrics_in_stream(stack)}
+    assert aggregator.emit_periodic(3600) == 12  # a, b, ALL x 4 metrics
+    assert build_aggregator(stack.settings).emit_periodic(3600) == 0  # another task, same period
+    periodic = [e for e in metrics_in_stream(stack) if e.event_id not in before]
+    assert len(periodic) == 12
+    assert {e.repo for e in periodic} == {"a", "b", "ALL"}
+    assert all(e.time.minute == 0 and e.time.second == 0 for e in periodic)
+
+
+def test_the_periodic_emitter_fires_at_period_boundaries(stack: Any) -> None:
+    aggregator = build_aggregator(stack.settings)
+    aggregator.handle([now_event("deploy", repo="quiet")])
+    before = {e.event_id for e in metrics_in_stream(stack)}
+    periodic = PeriodicEmitter(aggregator, interval_seconds=1.0)
+    periodic.start()
+    try:
+        time.sleep(2.6)
+    finally:
+        periodic.stop()
+    fired = [e for e in metrics_in_stream(stack) if e.event_id not in before]
+    periods = {e.time for e in fired}
+    assert 2 <= len(periods) <= 3  # one emit per one-second period
+    assert all(e.time.microsecond == 0 for e in fired)
+    assert {e.repo for e in fired} == {"quiet", "ALL"}
