@@ -16,15 +16,19 @@
     return (seconds / 86400).toFixed(1) + " d";
   }
 
+  function count(n, word) {
+    return n + " " + word + (n === 1 ? "" : "s");
+  }
+
   function cells(metrics) {
     const df = metrics.deployment_frequency, lt = metrics.lead_time;
     const cfr = metrics.change_failure_rate, rt = metrics.recovery_time;
     return [
-      ["deployment_frequency", df.per_day, df.per_day.toFixed(2) + " / day", df.count + " deploys", df.level],
-      ["lead_time", lt.median_s, duration(lt.median_s), lt.samples + " samples", lt.level],
+      ["deployment_frequency", df.per_day, df.per_day.toFixed(2) + " / day", count(df.count, "deploy"), df.level],
+      ["lead_time", lt.median_s, duration(lt.median_s), count(lt.samples, "sample"), lt.level],
       ["change_failure_rate", cfr.rate, cfr.rate === null ? "no deploys" : (cfr.rate * 100).toFixed(1) + " %",
-        cfr.failures + " of " + cfr.deploys + " deploys", cfr.level],
-      ["recovery_time", rt.median_s, duration(rt.median_s), rt.samples + " samples", rt.level],
+        cfr.failures + " of " + count(cfr.deploys, "deploy"), cfr.level],
+      ["recovery_time", rt.median_s, duration(rt.median_s), count(rt.samples, "sample"), rt.level],
     ];
   }
 
@@ -95,7 +99,7 @@
     const days = metrics.daily;
     const xs = days.map((d) => dayTs(d.day));
     makeChart("deploys-chart", {
-      label: "Deploys", stroke: "#0d47a1", fill: "rgba(13, 71, 161, 0.75)", width: 1,
+      label: "Deploys", stroke: "#0d47a1", fill: "#0d47a1", width: 0,
       paths: uPlot.paths.bars({ size: [0.7, 28], align: 0 }), points: { show: false },
     }, [xs, days.map((d) => d.deploys)], "deploys", true);
     makeChart("lead-chart", {
@@ -121,6 +125,14 @@
     }
   }
 
+  function syncWindow(days) {
+    const select = $("window");
+    if (![...select.options].some((option) => option.value === days)) {
+      select.append(el("option", { value: days }, days + " days (configured)"));
+    }
+    select.value = days;
+  }
+
   function showLogin(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     clearInterval(state.timer);
@@ -135,10 +147,12 @@
   async function load() {
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (!token) return showLogin();
-    const windowDays = $("window").value;
+    // Until the user picks a window, the gateway's configured one (DEPLOYMENT_FREQ_TIMEFRAME_DAY) applies.
+    const windowDays = sessionStorage.getItem(WINDOW_KEY);
+    const query = windowDays ? "?window=" + encodeURIComponent(windowDays) : "";
     let response;
     try {
-      response = await fetch("/metrics?window=" + encodeURIComponent(windowDays), {
+      response = await fetch("/metrics" + query, {
         headers: { Authorization: "Bearer " + token, Accept: "application/json" },
         cache: "no-store",
       });
@@ -152,6 +166,7 @@
       return;
     }
     state.data = await response.json();
+    syncWindow(String(state.data.window_days));
     $("error").textContent = "";
     $("login").hidden = true;
     $("controls").hidden = false;
@@ -172,8 +187,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    const savedWindow = sessionStorage.getItem(WINDOW_KEY);
-    if (savedWindow) $("window").value = savedWindow;
     $("login").addEventListener("submit", (event) => {
       event.preventDefault();
       const token = $("token").value.trim();
