@@ -33,8 +33,13 @@ def event(kind: str, repo: str, at: datetime, sha: str | None = None) -> DevOpsE
     )
 
 
-def seed(stack: Stack, events: list[DevOpsEvent]) -> None:
-    state = StateRepository(boto_client("dynamodb"), stack.settings.aggregator_state_table, window_days=30)
+def seed(stack: Stack, events: list[DevOpsEvent], clock: datetime | None = None) -> None:
+    state = StateRepository(
+        boto_client("dynamodb"),
+        stack.settings.aggregator_state_table,
+        window_days=30,
+        clock=lambda: clock or datetime.now(UTC),
+    )
     state.apply(events)
     state.close()
 
@@ -229,3 +234,20 @@ async def test_dashboard_and_its_assets_are_public_but_nothing_else_under_them(g
     assert not is_public("/dashboard/static//x")
     assert not is_public("/dashboard/other")
     assert is_public("/dashboard/static/dashboard.js")
+
+
+async def test_a_repo_seen_40_days_ago_is_listed_for_90_days_and_never_a_404(
+    gateway: TestClient, stack: Stack, now: datetime
+) -> None:
+    then = now - timedelta(days=40)  # the aggregator (window 30) counted it back then
+    seed(stack, [event("deploy", "old-repo", then)], clock=then)
+
+    _, month = await get(gateway, stack, "/metrics?window=30")
+    _, quarter = await get(gateway, stack, "/metrics?window=90")
+    status, week = await get(gateway, stack, "/metrics/old-repo?window=7")
+
+    assert [m["repo"] for m in month["repos"]] == ["ALL"]
+    assert [m["repo"] for m in quarter["repos"]] == ["ALL", "old-repo"]
+    assert quarter["repos"][1]["deployment_frequency"]["count"] == 1
+    assert status == 200
+    assert week["deployment_frequency"]["count"] == 0
