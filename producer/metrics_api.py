@@ -102,13 +102,15 @@ class MetricsReader:
 
 
 def _window_days(request: web.Request) -> int:
-    raw = request.query.get("window")
-    if raw is None:
+    given = request.query.getall("window", [])
+    if not given:
         return request.app[SETTINGS].deployment_freq_timeframe_day
-    if raw.strip() not in {str(days) for days in ALLOWED_WINDOWS}:
-        reason = f"must be one of {', '.join(map(str, ALLOWED_WINDOWS))} (days), not {raw!r}"
+    allowed = ", ".join(map(str, ALLOWED_WINDOWS))
+    if len(given) > 1 or given[0] not in {str(days) for days in ALLOWED_WINDOWS}:
+        shown = given[0] if len(given) == 1 else "&".join(given)
+        reason = f"must be one of {allowed} (days), given once; not {shown!r}"
         raise ApiError(422, [FieldError(field="window", reason=reason).model_dump()])
-    return int(raw)
+    return int(given[0])
 
 
 def _json(model: MetricsOverview | RepoMetrics) -> web.Response:
