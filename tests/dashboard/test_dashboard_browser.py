@@ -283,6 +283,14 @@ def test_dashboard_shows_the_api_numbers_and_works_by_keyboard(
             assert [r.split("\t")[0] for r in rows] == [p["day"] for p in days_with_deploys]
             assert [int(r.split("\t")[1]) for r in rows] == [p["deploys"] for p in days_with_deploys]
 
+            # A repo without lead-time samples says so instead of showing an empty chart.
+            page.focus("#repo")
+            page.keyboard.press("Home")
+            page.keyboard.press("ArrowDown")
+            assert page.input_value("#repo") == "docs-site"
+            assert page.locator("#lead-empty").is_visible()
+            assert not page.locator("#deploys-empty").is_visible()
+
             # The window selector: 7 days, chosen by keyboard, reloads from GET /metrics?window=7.
             page.focus("#window")
             page.keyboard.press("Home")

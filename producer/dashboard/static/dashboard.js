@@ -107,6 +107,8 @@
       points: { show: true, size: 8, fill: "#8a4500" },
       value: (u, v) => (v === null ? "-" : v.toFixed(2) + " h"),
     }, [xs, days.map((d) => (d.lead_time_median_s === null ? null : d.lead_time_median_s / 3600))], "hours", false);
+    $("deploys-empty").hidden = metrics.deployment_frequency.count > 0;
+    $("lead-empty").hidden = metrics.lead_time.samples > 0;
     $("deploys-title").textContent = "Deploys per day: " + metrics.repo;
     $("lead-title").textContent = "Lead time per day (median, hours): " + metrics.repo;
     const withData = days.filter((d) => d.deploys || d.failures || d.lead_time_samples);
