@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
+from botocore.exceptions import BotoCoreError, ClientError
 
 from aggregator.metrics import Window, WindowTotals, daily_series, summarize
 from aggregator.state import READ_WINDOW_MAX_DAYS, StateRepository
@@ -117,14 +118,29 @@ def _json(model: MetricsOverview | RepoMetrics) -> web.Response:
     return web.Response(text=model.model_dump_json(), content_type="application/json")
 
 
+async def _read(request: web.Request, read: Awaitable[T]) -> T:
+    """The state table's errors become an explicit 503 (the dashboard retries on its next refresh)."""
+    try:
+        return await read
+    except (BotoCoreError, ClientError) as error:
+        logger.warning(
+            "metrics state unavailable",
+            extra={"path": request.path, "error": type(error).__name__, "detail": str(error)[:200]},
+        )
+        raise ApiError(
+            503, "the metrics state store is unavailable; retry shortly", headers={"Retry-After": "5"}
+        ) from None
+
+
 async def get_metrics(request: web.Request) -> web.Response:
-    return _json(await request.app[METRICS_READER].overview(_window_days(request)))
+    days = _window_days(request)
+    return _json(await _read(request, request.app[METRICS_READER].overview(days)))
 
 
 async def get_repo_metrics(request: web.Request) -> web.Response:
     repo = request.match_info["repo"]
     days = _window_days(request)
-    metrics = await request.app[METRICS_READER].repo(repo, days)
+    metrics = await _read(request, request.app[METRICS_READER].repo(repo, days))
     if metrics is None:
         raise ApiError(404, f"no events of repo {repo!r} in the last {READ_WINDOW_MAX_DAYS} days")
     return _json(metrics)

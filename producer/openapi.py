@@ -90,6 +90,7 @@ def _metrics_paths(components: dict[str, Any], error: dict[str, Any]) -> dict[st
     common = {
         "401": _json(error, "Missing or wrong bearer token."),
         "422": _json(error, "window is not 7, 30 or 90; detail names the field and the reason."),
+        "503": _json(error, "The aggregator's state table is unavailable; retry after Retry-After seconds."),
     }
     secured = [{"bearer": []}]
     return {

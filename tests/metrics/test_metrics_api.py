@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from aggregator.state import StateRepository
 from devops_core.aws import boto_client
 from devops_core.events import DevOpsEvent, EventType
+from producer.app import create_app
 from producer.auth_middleware import is_public
 from producer.state import OPENAPI
 from tests.support import Stack
@@ -210,7 +211,7 @@ async def test_openapi_describes_the_metrics_routes(gateway: TestClient) -> None
 
     assert spec["paths"]["/metrics"]["get"]["security"] == [{"bearer": []}]
     assert spec["paths"]["/metrics"]["get"]["parameters"][0]["schema"]["enum"] == [7, 30, 90]
-    assert set(spec["paths"]["/metrics/{repo}"]["get"]["responses"]) == {"200", "401", "404", "422"}
+    assert set(spec["paths"]["/metrics/{repo}"]["get"]["responses"]) == {"200", "401", "404", "422", "503"}
     assert {"MetricsOverview", "RepoMetrics", "DayPoint"} <= set(spec["components"]["schemas"])
 
 
@@ -249,3 +250,15 @@ async def test_a_repo_seen_40_days_ago_is_listed_for_90_days_and_never_a_404(
     assert quarter["repos"][1]["deployment_frequency"]["count"] == 1
     assert status == 200
     assert week["deployment_frequency"]["count"] == 0
+
+
+async def test_a_missing_state_table_is_a_503_with_retry_after(stack: Stack) -> None:
+    settings = stack.settings.model_copy(
+        update={"devops_events_secret_token": None, "aggregator_state_table": "no-such-table"}
+    )
+    async with TestClient(TestServer(create_app(settings))) as client:
+        response = await client.get("/metrics", headers=auth(stack))
+
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
+        assert (await response.json())["error"] == "unavailable"
