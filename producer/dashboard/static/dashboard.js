@@ -177,8 +177,11 @@
     renderSelector(state.data.repos);
     renderCharts();
     const first = state.data.repos[0];
-    $("status").textContent = "Window " + state.data.window_days + " days (" + first.window_start + " to " +
-      first.window_end + ", UTC). Updated " + new Date().toLocaleTimeString() + ".";
+    // Only a change of window is announced to screen readers, not every 30 s refresh.
+    const status = "Window " + state.data.window_days + " days (" + first.window_start + " to " +
+      first.window_end + ", UTC).";
+    if ($("status").textContent !== status) $("status").textContent = status;
+    $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + ".";
     document.body.dataset.loaded = "true";
   }
 
