@@ -41,13 +41,15 @@ $(CDK_NODE_MODULES): cdk/package.json cdk/package-lock.json
 	npm ci --prefix cdk --no-audit --no-fund --prefer-offline --loglevel=error
 	touch $@
 
-# System tools the tests use for real: Java (the KCL MultiLangDaemon) and a compose parser.
+# System tools the tests use for real: Java (the KCL MultiLangDaemon), a compose parser and headless
+# Chromium (tests/dashboard, driven by Playwright at /usr/bin/chromium).
 # On Debian they are installed when missing; elsewhere install them yourself (see DEVELOPERS.md).
 system-tools:
-	@command -v java >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || { \
-	  command -v apt-get >/dev/null 2>&1 || { echo "install Java 17 and docker-compose" >&2; exit 1; }; \
+	@command -v java >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 \
+	  && command -v chromium >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "install Java 17, docker-compose and chromium" >&2; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    openjdk-17-jre-headless docker-compose >/dev/null; }
+	    openjdk-17-jre-headless docker-compose chromium >/dev/null; }
 
 test: lint audit system-tools $(CDK_NODE_MODULES)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -35,6 +35,7 @@ __all__ = [
     "Window",
     "WindowTotals",
     "change_failure_rate",
+    "daily_series",
     "deployment_frequency",
     "lead_time",
     "percentile",
@@ -161,6 +162,32 @@ def summarize(totals: WindowTotals, window: Window) -> dict[str, dict[str, Any]]
         "calc_change_failure_rate": {**change_failure_rate(totals.failures, totals.deploys), **common},
         "calc_recovery_time": {**recovery_time(totals.recovery_seconds), **common},
     }
+
+
+def daily_series(buckets: Iterable[DayBucket], window: Window) -> list[dict[str, Any]]:
+    """One point per day of the window, oldest first, empty days included (a chart needs them);
+    tomorrow only when it holds data (clock skew). Lead and recovery medians are of the samples that
+    sit on that day (the deploy's day, the restore's day), ``None`` on a day without samples."""
+    by_day = {bucket.day: bucket for bucket in buckets if window.contains(bucket.day)}
+    days = [window.first_day + timedelta(days=n) for n in range(window.days)]
+    tomorrow = window.today + timedelta(days=1)
+    if tomorrow in by_day:
+        days.append(tomorrow)
+    points = []
+    for day in days:
+        bucket = by_day.get(day) or DayBucket(day=day)
+        points.append(
+            {
+                "day": day.isoformat(),
+                "deploys": bucket.deploys,
+                "failures": bucket.failures,
+                "lead_time_samples": len(bucket.lead_seconds),
+                "lead_time_median_s": _round(_median(bucket.lead_seconds)),
+                "recoveries": len(bucket.recovery_seconds),
+                "recovery_time_median_s": _round(_median(bucket.recovery_seconds)),
+            }
+        )
+    return points
 
 
 def _round(value: float | None) -> float | None:

@@ -50,11 +50,14 @@ from botocore.exceptions import ClientError
 from aggregator.metrics import DayBucket, Window, day_of
 from devops_core.events import REPO_ALL, DevOpsEvent, EventType
 
-__all__ = ["ALL_SHARDS", "ApplyResult", "StateRepository", "scopes_of"]
+__all__ = ["ALL_SHARDS", "READ_WINDOW_MAX_DAYS", "ApplyResult", "StateRepository", "scopes_of"]
 
 logger = logging.getLogger(__name__)
 
 ALL_SHARDS = 8
+# Buckets and the repo list are kept at least this many days (plus two), whatever the aggregator's own
+# window, so that the gateway's GET /metrics?window=90 finds them (producer/metrics_api.py).
+READ_WINDOW_MAX_DAYS = 90
 MAX_BATCH_WRITE = 25
 MAX_BATCH_GET = 100
 _SHA_EVENTS = {EventType.PUSH, EventType.DEPLOY}
@@ -119,6 +122,7 @@ class StateRepository:
         self._db = client
         self._table = table
         self._window_days = window_days
+        self._keep_days = max(window_days, READ_WINDOW_MAX_DAYS) + 2
         self._retention_days = retention_days
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aggregator-state")
         self._clock = clock
@@ -207,7 +211,8 @@ class StateRepository:
                 puts[("repos", event.repo)] = {
                     "pk": {"S": "repos"},
                     "sk": {"S": event.repo},
-                    "expires_at": {"N": str(_epoch(window.today, self._window_days + 2))},
+                    "seen": {"S": window.today.isoformat()},
+                    "expires_at": {"N": str(_epoch(window.today, self._keep_days))},
                 }
         for (repo, sha), ms in push_times.items():
             if ms < stored_push.get((repo, sha), ms + 1):  # new, or earlier than the stored push
@@ -267,7 +272,7 @@ class StateRepository:
             members = {name: values for name, values in sets[key].items() if values}
             names = {f"#{name}": name for name in members}
             values: dict[str, Any] = {f":{name}": {"SS": sorted(v)} for name, v in members.items()}
-            values[":exp"] = {"N": str(_epoch(day, self._window_days + 2))}
+            values[":exp"] = {"N": str(_epoch(day, self._keep_days))}
             self._db.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"b#{scope}"}, "sk": {"S": f"d#{day.isoformat()}#{shard}"}},
@@ -368,12 +373,17 @@ class StateRepository:
             for day, sets in sorted(by_day.items())
         ]
 
-    def known_repos(self) -> list[str]:
+    def known_repos(self, within_days: int | None = None) -> list[str]:
+        """Repos with a counted event in the last ``within_days`` days (default: the aggregator's
+        window); read-only, also used by the gateway's metrics API."""
+        days = within_days or self._window_days
+        first = Window.ending_at(self._clock(), days).first_day.isoformat()
         now = int(self._clock().timestamp())
         return [
             item["sk"]["S"]
             for item in self._query_all(pk="repos")
             if int(item.get("expires_at", {}).get("N", str(now + 1))) > now  # TTL deletes lag
+            and item.get("seen", {}).get("S", first) >= first  # items written before `seen` existed
         ]
 
     def too_old_total(self) -> int:

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="How long a failing batch is retried before giving up."
     )
 
+    metrics_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long GET /metrics answers are cached in the gateway."
+    )
+
     # --- KCL applications / dead letters ------------------------------------------------------
     consumer_application_name: str = "devops-metrics-consumer"
     aggregator_application_name: str = "devops-metrics-aggregator"

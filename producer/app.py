@@ -13,9 +13,11 @@ from devops_core.settings import Settings
 from producer.auth import TokenStore
 from producer.auth_middleware import auth_middleware
 from producer.batcher import KinesisBatcher
+from producer.dashboard import setup_dashboard
 from producer.errors import error_middleware
 from producer.github import setup_github_webhooks
 from producer.handlers import MAX_BATCH_EVENTS, setup_routes
+from producer.metrics_api import setup_metrics
 from producer.openapi import build_openapi
 from producer.rate_limit import RateLimiter
 from producer.state import (
@@ -103,4 +105,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher])
     setup_routes(app)
     setup_github_webhooks(app)
+    setup_metrics(app)
+    setup_dashboard(app)
     return app

@@ -1,4 +1,5 @@
-"""Bearer-token check for every route except the public probes, the API description, and routes that
+"""Bearer-token check for every route except the public probes, the API description, the dashboard page
+and its static assets (they hold no data; the page sends the token to /metrics), and routes that
 authenticate requests themselves (GitHub webhooks: an HMAC signature, since GitHub cannot send our token).
 
 A request that passes also passes the per-token rate limit (see ``producer.rate_limit``).
@@ -7,6 +8,7 @@ A request that passes also passes the per-token rate limit (see ``producer.rate_
 from __future__ import annotations
 
 import logging
+import posixpath
 
 from aiohttp import web
 
@@ -14,23 +16,35 @@ from producer.errors import ApiError, Handler
 from producer.rate_limit import RateLimiter, token_key
 from producer.state import CALLER, RATE_LIMITER, TOKENS
 
-__all__ = ["PUBLIC_PATHS", "SELF_AUTHENTICATED_PATHS", "auth_middleware", "charge"]
+__all__ = [
+    "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
+    "SELF_AUTHENTICATED_PATHS",
+    "auth_middleware",
+    "charge",
+    "is_public",
+]
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/dashboard"})
+# Public path prefixes (static files only). A path matches only in normalised form, so no
+# "..", "." or "//" segment can step from a public prefix to a protected route.
+PUBLIC_PREFIXES = ("/dashboard/static/",)
 # Each of these verifies its own credential; see producer/github/routes.py (X-Hub-Signature-256).
 SELF_AUTHENTICATED_PATHS = frozenset({"/webhooks/github"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="devops-metrics"'}
 
 
+def is_public(path: str) -> bool:
+    if path in PUBLIC_PATHS:
+        return True
+    return path.startswith(PUBLIC_PREFIXES) and posixpath.normpath(path) == path
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if (
-        request.path in PUBLIC_PATHS
-        or request.path in SELF_AUTHENTICATED_PATHS
-        or request.method == "OPTIONS"
-    ):
+    if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS or request.method == "OPTIONS":
         return await handler(request)
     tokens = request.app[TOKENS]
     header = request.headers.get("Authorization", "")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from devops_core.events import EventIn
 from producer.api_models import Accepted, BatchResponse, ErrorBody, Health
 from producer.github.models import WebhookResponse
+from producer.metrics_models import MetricsOverview, RepoMetrics
 
 __all__ = ["build_openapi"]
 
@@ -75,6 +76,54 @@ def _github_webhook(components: dict[str, Any], error: dict[str, Any]) -> dict[s
                 "503": _json(error, "No webhook secret configured, or Kinesis did not accept the events."),
             },
         }
+    }
+
+
+def _metrics_paths(components: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+    window = {
+        "name": "window",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "enum": [7, 30, 90]},
+        "description": "Window in days, ending today (UTC); default DEPLOYMENT_FREQ_TIMEFRAME_DAY.",
+    }
+    common = {
+        "401": _json(error, "Missing or wrong bearer token."),
+        "422": _json(error, "window is not 7, 30 or 90; detail names the field and the reason."),
+        "503": _json(error, "The aggregator's state table is unavailable; retry after Retry-After seconds."),
+    }
+    secured = [{"bearer": []}]
+    return {
+        "/metrics": {
+            "get": {
+                "summary": "DORA metrics, levels and daily series of ALL and every repo seen in the window",
+                "description": "Read from the aggregator's state (docs/dashboard.md); cached a few seconds.",
+                "security": secured,
+                "parameters": [window],
+                "responses": {"200": _json(_schema(MetricsOverview, components), "Metrics."), **common},
+            }
+        },
+        "/metrics/{repo}": {
+            "get": {
+                "summary": "DORA metrics, levels and daily series of one repo (or ALL)",
+                "security": secured,
+                "parameters": [
+                    {"name": "repo", "in": "path", "required": True, "schema": {"type": "string"}},
+                    window,
+                ],
+                "responses": {
+                    "200": _json(_schema(RepoMetrics, components), "Metrics."),
+                    "404": _json(error, "The aggregator has seen no event of this repo (90 days)."),
+                    **common,
+                },
+            }
+        },
+        "/dashboard": {
+            "get": {
+                "summary": "The metrics dashboard (HTML; it asks for the token and calls /metrics)",
+                "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}},
+            }
+        },
     }
 
 
@@ -155,6 +204,7 @@ def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                 }
             },
             "/webhooks/github": _github_webhook(components, error),
+            **_metrics_paths(components, error),
             "/healthz": {
                 "get": {
                     "summary": "Liveness",

@@ -16,6 +16,7 @@ __all__ = [
     "CALLER",
     "HEALTH_CLIENT",
     "KINESIS_CLIENT",
+    "METRICS_READER",
     "OPENAPI",
     "RATE_LIMITER",
     "READY_CACHE",
@@ -33,3 +34,4 @@ READY_CACHE = web.AppKey("ready_cache", dict)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Per request: the hash naming the caller's token (never the token itself).
 CALLER = web.RequestKey("caller", str)
+METRICS_READER = web.AppKey("metrics_reader", Any)  # producer.metrics_api.MetricsReader (no import cycle)

@@ -84,6 +84,9 @@ class DevOpsMetricsStack(Stack):
                 "SECRET_STORE_NAME": secrets.token.secret_name,
                 "GATEWAY_HOST": "0.0.0.0",
                 "GATEWAY_PORT": str(GATEWAY_PORT),
+                # GET /metrics reads the aggregator's state with the aggregator's window
+                "AGGREGATOR_STATE_TABLE": storage.state_table.table_name,
+                "DEPLOYMENT_FREQ_TIMEFRAME_DAY": str(config.deployment_freq_timeframe_day),
             },
             consumer_environment={
                 **common,
@@ -109,6 +112,7 @@ class DevOpsMetricsStack(Stack):
         gateway_role = services.gateway.task_definition.task_role
         stream.grant_write(gateway_role)
         secrets.token.grant_read(gateway_role)
+        storage.grant_read_metrics(gateway_role)
 
         consumer_role = services.consumer.task_definition.task_role
         stream.grant_read(consumer_role)

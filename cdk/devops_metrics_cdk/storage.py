@@ -66,6 +66,15 @@ class EventStorage(Construct):
             removal_policy=removal_policy,
         )
 
+    def grant_read_metrics(self, grantee: iam.IGrantable) -> None:
+        """The gateway's GET /metrics reads the aggregator's state: BatchGetItem of day buckets and a
+        Query of the repo list, on this table only (no index, no write)."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"],
+            resource_arns=[self.state_table.table_arn],
+        )
+
     def grant_write_events(self, grantee: iam.IGrantable) -> None:
         """WriteRecords on this table only; DescribeEndpoints has no resource (endpoint discovery)."""
         iam.Grant.add_to_principal(

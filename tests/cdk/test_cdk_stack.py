@@ -192,6 +192,8 @@ def test_service_configuration(synth: Synthesized) -> None:
     assert gateway["GATEWAY_WORKERS"] == "1"
     assert "SECRET_STORE_NAME" in gateway
     assert "DEVOPS_STREAM_NAME" in gateway
+    assert "AGGREGATOR_STATE_TABLE" in gateway  # GET /metrics
+    assert gateway["DEPLOYMENT_FREQ_TIMEFRAME_DAY"] == "30"
     consumer = _env(_container(synth, "consumer"))
     assert consumer["CONSUMER_APPLICATION_NAME"] == "devops-metrics-consumer-test"
     assert consumer["DEVOPS_DB_NAME"] == "DORAStatsTest"
@@ -248,11 +250,16 @@ def test_log_groups_with_retention(synth: Synthesized) -> None:
         assert options["Options"]["awslogs-stream-prefix"] == name
 
 
-def test_gateway_may_write_the_stream_and_read_the_token_only(synth: Synthesized) -> None:
+def test_gateway_may_write_the_stream_read_the_token_and_read_the_metrics_state_only(
+    synth: Synthesized,
+) -> None:
     statements = _policies_of_role(synth, "GatewayTaskTaskRole")
     actions = _actions(statements)
     assert {"kinesis:PutRecord", "kinesis:PutRecords", "secretsmanager:GetSecretValue"} <= actions
-    assert not {a for a in actions if a.startswith(("kinesis:Get", "dynamodb:", "timestream:", "sqs:"))}
+    assert not {a for a in actions if a.startswith(("kinesis:Get", "timestream:", "sqs:"))}
+    (state,) = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
+    assert sorted(state["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"]
+    assert "StorageAggregatorState" in json.dumps(state["Resource"])  # its ARN, by reference
 
 
 def test_consumer_permissions(synth: Synthesized) -> None:

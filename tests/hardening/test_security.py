@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from producer.app import create_app
-from producer.auth_middleware import PUBLIC_PATHS, SELF_AUTHENTICATED_PATHS
+from producer.auth_middleware import PUBLIC_PATHS, PUBLIC_PREFIXES, SELF_AUTHENTICATED_PATHS, is_public
 from producer.rate_limit import RateLimiter, token_key
 from tests.hardening.conftest import start_gateway_process
 from tests.producer.conftest import bearer, open_gateway
@@ -30,8 +30,11 @@ ROUTES = _routes()
 
 def test_public_set_is_exactly_the_documented_one() -> None:
     paths = {path for _, path in ROUTES}
-    assert {"/healthz", "/readyz", "/openapi.json"} == PUBLIC_PATHS
+    assert {"/healthz", "/readyz", "/openapi.json", "/dashboard"} == PUBLIC_PATHS
     assert paths >= PUBLIC_PATHS
+    # The dashboard's static files (no data) are the only public prefix.
+    assert PUBLIC_PREFIXES == ("/dashboard/static/",)
+    assert not is_public("/dashboard/static/../../metrics")
     # Routes with their own authentication (GitHub's HMAC) are listed explicitly, not by accident.
     assert {"/webhooks/github"} >= SELF_AUTHENTICATED_PATHS
 
@@ -43,14 +46,15 @@ async def test_no_route_but_the_public_ones_answers_without_a_valid_token(
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     response = await gateway.request(method, path, headers=headers, json={"repo": "r", "event": "push"})
-    if path in PUBLIC_PATHS:
-        assert response.status in {200, 503}
+    if is_public(path) or path.startswith(PUBLIC_PREFIXES):
+        assert response.status in {200, 404, 405, 503}, "public route must not need a token"
     elif path in SELF_AUTHENTICATED_PATHS:
         # Refused by its own check: no signature (401), or no webhook secret configured (503).
         assert response.status in {401, 403, 503}
     else:
         assert response.status == 401
-        assert (await response.json())["error"] == "unauthorized"
+        if method != "HEAD":  # a HEAD answer has no body
+            assert (await response.json())["error"] == "unauthorized"
 
 
 def test_token_bucket_refills_at_the_rate_up_to_the_burst() -> None:

@@ -1,0 +1,32 @@
+"""GET /dashboard: one self-contained page (no CDN) that shows GET /metrics. The page holds no data, so it
+and its assets are public (producer/auth_middleware.py); the page asks for the token and sends it on
+every /metrics call. The chart library (uPlot) is vendored under static/, see static/README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+__all__ = ["DASHBOARD_PATH", "STATIC_PREFIX", "setup_dashboard"]
+
+DASHBOARD_PATH = "/dashboard"
+STATIC_PREFIX = "/dashboard/static/"
+_HERE = Path(__file__).parent
+# Everything comes from this origin; no inline script or style, no framing.
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+async def dashboard(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_HERE / "index.html", headers=_HEADERS)
+
+
+def setup_dashboard(app: web.Application) -> None:
+    app.router.add_get(DASHBOARD_PATH, dashboard)
+    app.router.add_static(STATIC_PREFIX.rstrip("/"), _HERE / "static", append_version=False)

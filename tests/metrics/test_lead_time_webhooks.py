@@ -1,0 +1,144 @@
+"""Lead time from real GitHub deliveries: push and deployment_status webhooks -> gateway -> Kinesis ->
+aggregator (in-process KCL driver) -> state and calc_lead_time, and GET /metrics shows the same."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from aggregator.local import LocalAggregator
+from aggregator.metrics import Window
+from aggregator.state import StateRepository
+from devops_core.aws import boto_client
+from devops_core.events import EventType
+from devstack.inspect import read_stream_events
+from producer.app import create_app
+from producer.github import WEBHOOK_PATH, sign
+from tests.support import Stack
+
+PAYLOADS = Path(__file__).parent.parent / "webhooks" / "payloads"
+SECRET = "lead-time-webhook-secret"
+REPO = "octo-org/octo-service"  # repository.full_name of the fixtures
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / name).read_text())
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def push(commits: list[tuple[str, datetime]]) -> dict[str, Any]:
+    """The fixture push with our commits (sha, commit time); the last one is the head."""
+    payload = load("push.json")
+    template = payload["commits"][0]
+    payload["commits"] = [
+        {**copy.deepcopy(template), "id": sha, "timestamp": stamp(at)} for sha, at in commits
+    ]
+    payload["head_commit"] = payload["commits"][-1]
+    payload["after"] = commits[-1][0]
+    return payload
+
+
+def deployment_status(sha: str, at: datetime, state: str = "success") -> dict[str, Any]:
+    payload = load("deployment_status.json")
+    payload["deployment"]["sha"] = sha
+    payload["deployment_status"].update({"state": state, "created_at": stamp(at), "updated_at": stamp(at)})
+    return payload
+
+
+@pytest.fixture
+async def webhook_gateway(stack: Stack) -> AsyncIterator[TestClient]:
+    settings = stack.settings.model_copy(update={"github_webhook_secret": SecretStr(SECRET)})
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+async def deliver(
+    client: TestClient, event: str, payload: dict[str, Any], delivery: str | None = None
+) -> None:
+    body = json.dumps(payload).encode()
+    response = await client.post(
+        WEBHOOK_PATH,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": sign(body, SECRET),
+        },
+    )
+    assert response.status == 202, await response.text()
+
+
+async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_aggregator(
+    stack: Stack, webhook_gateway: TestClient
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    hour = timedelta(hours=1)
+    sha_a, sha_b, sha_c, sha_orphan = (uuid.uuid4().hex + "0" * 8 for _ in range(4))
+    aggregator = LocalAggregator(stack.settings, poll_interval=0.2)
+    await asyncio.to_thread(aggregator.start)
+    try:
+        # Pair 1: sha_b pushed 90 min ago (head of a two-commit push) and deployed 30 min ago -> 1 h.
+        await deliver(webhook_gateway, "push", push([(sha_a, now - 2 * hour), (sha_b, now - 1.5 * hour)]))
+        # Pair 2: sha_c pushed 5 h ago, pushed again (later) 2 h ago, deployed 1 h ago -> 4 h (earliest push).
+        await deliver(webhook_gateway, "push", push([(sha_c, now - 5 * hour)]))
+        await deliver(webhook_gateway, "push", push([(sha_c, now - 2 * hour)]))
+        await asyncio.sleep(1.0)  # pushes before deploys, as GitHub sends them
+        deploy_b = deployment_status(sha_b, now - 0.5 * hour)
+        await deliver(webhook_gateway, "deployment_status", deploy_b, delivery="dlv-deploy-b")
+        await deliver(webhook_gateway, "deployment_status", deploy_b, delivery="dlv-deploy-b")  # redelivery
+        await deliver(webhook_gateway, "deployment_status", deployment_status(sha_c, now - hour))
+        # A deploy whose sha was never pushed counts for frequency only.
+        await deliver(webhook_gateway, "deployment_status", deployment_status(sha_orphan, now - hour))
+
+        state = StateRepository(
+            boto_client("dynamodb"), stack.settings.aggregator_state_table, window_days=30
+        )
+        window = Window.ending_at(datetime.now(UTC), 30)
+        async with asyncio.timeout(30):
+            while True:
+                buckets = await asyncio.to_thread(state.buckets, REPO, window)
+                samples = sorted(s for b in buckets for s in b.lead_seconds)
+                if sum(b.deploys for b in buckets) >= 3 and len(samples) >= 2:
+                    break
+                await asyncio.sleep(0.3)
+        state.close()
+        assert samples == [3600.0, 4 * 3600.0]
+        assert sum(b.deploys for b in buckets) == 3
+
+        async with asyncio.timeout(30):
+            while True:
+                events = await asyncio.to_thread(read_stream_events, stack.settings.devops_stream_name)
+                lead = [
+                    json.loads(e.metadata or "{}")
+                    for e in events
+                    if e.event == EventType.CALC_LEAD_TIME and e.repo == REPO
+                ]
+                if any(m["samples"] == 2 for m in lead):
+                    break
+                await asyncio.sleep(0.3)
+        final = next(m for m in lead if m["samples"] == 2)
+        assert (final["median_s"], final["p90_s"], final["level"]) == (9000.0, 14400.0, "elite")
+
+        response = await webhook_gateway.get(
+            f"/metrics/{REPO}", headers={"Authorization": f"Bearer {stack.token}"}
+        )
+        body = await response.json()
+        assert response.status == 200
+        assert body["lead_time"] == {"samples": 2, "median_s": 9000.0, "p90_s": 14400.0, "level": "elite"}
+        assert body["deployment_frequency"]["count"] == 3
+    finally:
+        assert await asyncio.to_thread(aggregator.stop)

@@ -1,0 +1,264 @@
+"""GET /metrics and GET /metrics/{repo} on the real gateway, reading a state table that the aggregator's
+own repository filled on the real (moto) DynamoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from aggregator.state import StateRepository
+from devops_core.aws import boto_client
+from devops_core.events import DevOpsEvent, EventType
+from producer.app import create_app
+from producer.auth_middleware import is_public
+from producer.state import OPENAPI
+from tests.support import Stack
+
+_ids = itertools.count()
+
+
+def event(kind: str, repo: str, at: datetime, sha: str | None = None) -> DevOpsEvent:
+    return DevOpsEvent(
+        event_id=f"{kind}-{next(_ids)}",
+        time=at,
+        repo=repo,
+        event=EventType(kind),
+        source="test",
+        received_at=at,
+        sha=sha,
+    )
+
+
+def seed(stack: Stack, events: list[DevOpsEvent], clock: datetime | None = None) -> None:
+    state = StateRepository(
+        boto_client("dynamodb"),
+        stack.settings.aggregator_state_table,
+        window_days=30,
+        clock=lambda: clock or datetime.now(UTC),
+    )
+    state.apply(events)
+    state.close()
+
+
+@pytest.fixture
+def now() -> datetime:
+    # Noon today (UTC), so "hours ago" stays today at any time of day; the state takes event times as
+    # they are (only the gateway bounds clock skew).
+    return datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture
+def seeded(stack: Stack, now: datetime) -> datetime:
+    """alpha: 3 deploys (today, 2 and 10 days ago), two with lead times of 1 h and 3 h.
+    org/beta: 2 deploys today, 1 failure restored after 30 min."""
+    day = timedelta(days=1)
+    seed(
+        stack,
+        [
+            event("push", "alpha", now - timedelta(hours=2), sha="s1"),
+            event("deploy", "alpha", now - timedelta(hours=1), sha="s1"),  # lead 1 h, today
+            event("push", "alpha", now - 2 * day - timedelta(hours=3), sha="s2"),
+            event("deploy", "alpha", now - 2 * day, sha="s2"),  # lead 3 h, two days ago
+            event("deploy", "alpha", now - 10 * day),  # no sha: frequency only
+            event("deploy", "org/beta", now - timedelta(hours=3)),
+            event("deploy", "org/beta", now - timedelta(hours=2)),
+            event("deploy_failed", "org/beta", now - timedelta(hours=2)),
+            event("service_restored", "org/beta", now - timedelta(hours=1, minutes=30)),
+        ],
+    )
+    return now
+
+
+def auth(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.token}"}
+
+
+async def get(gateway: TestClient, stack: Stack, path: str) -> tuple[int, Any]:
+    response = await gateway.get(path, headers=auth(stack))
+    return response.status, await response.json()
+
+
+async def test_overview_has_all_first_then_each_repo_with_values_levels_and_daily_series(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    status, body = await get(gateway, stack, "/metrics")
+
+    assert status == 200
+    assert body["window_days"] == 30
+    by_repo = {m["repo"]: m for m in body["repos"]}
+    assert [m["repo"] for m in body["repos"]] == ["ALL", "alpha", "org/beta"]
+
+    alpha = by_repo["alpha"]
+    assert alpha["deployment_frequency"] == {"count": 3, "per_day": 0.1, "level": "medium"}
+    assert alpha["lead_time"] == {"samples": 2, "median_s": 7200.0, "p90_s": 10800.0, "level": "elite"}
+    assert alpha["change_failure_rate"] == {"failures": 0, "deploys": 3, "rate": 0.0, "level": "elite"}
+    assert alpha["recovery_time"] == {"samples": 0, "median_s": None, "p90_s": None, "level": None}
+
+    beta = by_repo["org/beta"]
+    assert beta["change_failure_rate"] == {"failures": 1, "deploys": 2, "rate": 0.5, "level": "low"}
+    assert beta["recovery_time"] == {"samples": 1, "median_s": 1800.0, "p90_s": 1800.0, "level": "elite"}
+    assert beta["lead_time"]["median_s"] is None
+
+    everything = by_repo["ALL"]
+    assert everything["deployment_frequency"]["count"] == 5
+    assert everything["change_failure_rate"]["rate"] == 0.2
+    assert everything["lead_time"]["samples"] == 2
+
+    today = seeded.date()
+    daily = {point["day"]: point for point in alpha["daily"]}
+    assert len(alpha["daily"]) == 30
+    assert alpha["daily"][-1]["day"] == alpha["window_end"] == today.isoformat()
+    assert alpha["daily"][0]["day"] == alpha["window_start"] == (today - timedelta(days=29)).isoformat()
+    assert daily[today.isoformat()] == {
+        "day": today.isoformat(),
+        "deploys": 1,
+        "failures": 0,
+        "lead_time_samples": 1,
+        "lead_time_median_s": 3600.0,
+        "recoveries": 0,
+        "recovery_time_median_s": None,
+    }
+    assert daily[(today - timedelta(days=2)).isoformat()]["lead_time_median_s"] == 10800.0
+    assert daily[(today - timedelta(days=10)).isoformat()]["deploys"] == 1
+    assert sum(p["deploys"] for p in alpha["daily"]) == 3
+    assert daily[(today - timedelta(days=1)).isoformat()]["lead_time_median_s"] is None
+    assert by_repo["org/beta"]["daily"][-1]["recoveries"] == 1
+
+
+async def test_window_param_narrows_values_and_series(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    status, body = await get(gateway, stack, "/metrics/alpha?window=7")
+
+    assert status == 200
+    assert body["window_days"] == 7
+    assert body["deployment_frequency"]["count"] == 2  # the deploy 10 days ago is outside
+    assert body["deployment_frequency"]["per_day"] == round(2 / 7, 6)
+    assert body["deployment_frequency"]["level"] == "high"
+    assert len(body["daily"]) == 7
+
+    status, body = await get(gateway, stack, "/metrics?window=90")
+    assert status == 200
+    assert {m["repo"]: len(m["daily"]) for m in body["repos"]} == {"ALL": 90, "alpha": 90, "org/beta": 90}
+
+
+async def test_one_repo_with_a_slash_and_all(gateway: TestClient, stack: Stack, seeded: datetime) -> None:
+    status, beta = await get(gateway, stack, "/metrics/org/beta")
+    assert status == 200
+    assert (beta["repo"], beta["deployment_frequency"]["count"]) == ("org/beta", 2)
+
+    status, everything = await get(gateway, stack, "/metrics/ALL?window=30")
+    assert status == 200
+    assert everything["deployment_frequency"]["count"] == 5
+
+
+async def test_token_is_required(gateway: TestClient, stack: Stack) -> None:
+    for path in ("/metrics", "/metrics/alpha", "/metrics?window=7", "/metrics/ALL?window=oops"):
+        anonymous = await gateway.get(path)
+        wrong = await gateway.get(path, headers={"Authorization": "Bearer not-the-token"})
+
+        assert (anonymous.status, wrong.status) == (401, 401), path
+        assert (await anonymous.json())["error"] == "unauthorized"
+
+
+async def test_unknown_repo_is_a_json_404(gateway: TestClient, stack: Stack, seeded: datetime) -> None:
+    status, body = await get(gateway, stack, "/metrics/no-such-repo")
+
+    assert status == 404
+    assert body["error"] == "not_found"
+    assert "no-such-repo" in body["detail"]
+
+
+async def test_other_windows_are_422_naming_field_and_reason(gateway: TestClient, stack: Stack) -> None:
+    for window in ("14", "abc", "", "-7", "7.0", "90&window=14"):
+        for path in (f"/metrics?window={window}", f"/metrics/ALL?window={window}"):
+            status, body = await get(gateway, stack, path)
+
+            assert status == 422, path
+            assert body["error"] == "validation_error"
+            assert body["detail"][0]["field"] == "window"
+            assert "7, 30, 90" in body["detail"][0]["reason"]
+
+
+async def test_answers_are_cached_for_a_few_seconds(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    _, before = await get(gateway, stack, "/metrics/alpha")
+    await asyncio.to_thread(seed, stack, [event("deploy", "alpha", seeded - timedelta(minutes=5))])
+
+    _, cached = await get(gateway, stack, "/metrics/alpha")
+
+    assert cached == before  # within METRICS_CACHE_SECONDS (5 s) the table is not read again
+    assert stack.settings.metrics_cache_seconds == 5.0
+
+
+async def test_empty_state_lists_only_all_with_null_levels(gateway: TestClient, stack: Stack) -> None:
+    status, body = await get(gateway, stack, "/metrics")
+
+    assert status == 200
+    assert [m["repo"] for m in body["repos"]] == ["ALL"]
+    assert body["repos"][0]["deployment_frequency"] == {"count": 0, "per_day": 0.0, "level": "low"}
+    assert body["repos"][0]["lead_time"]["level"] is None
+
+
+async def test_openapi_describes_the_metrics_routes(gateway: TestClient) -> None:
+    spec = gateway.app[OPENAPI]
+
+    assert spec["paths"]["/metrics"]["get"]["security"] == [{"bearer": []}]
+    assert spec["paths"]["/metrics"]["get"]["parameters"][0]["schema"]["enum"] == [7, 30, 90]
+    assert set(spec["paths"]["/metrics/{repo}"]["get"]["responses"]) == {"200", "401", "404", "422", "503"}
+    assert {"MetricsOverview", "RepoMetrics", "DayPoint"} <= set(spec["components"]["schemas"])
+
+
+async def test_dashboard_and_its_assets_are_public_but_nothing_else_under_them(gateway: TestClient) -> None:
+    page = await gateway.get("/dashboard")
+    script = await gateway.get("/dashboard/static/uPlot.iife.min.js")
+    licence = await gateway.get("/dashboard/static/uPlot.LICENSE")
+
+    assert page.status == 200
+    assert page.content_type == "text/html"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "<title>DORA metrics</title>" in await page.text()
+    assert script.status == 200
+    assert "uPlot" in await script.text()
+    assert licence.status == 200
+    assert "MIT License" in await licence.text()
+    assert (await gateway.get("/dashboard/static/missing.js")).status == 404
+    assert not is_public("/dashboard/static/../../metrics")
+    assert not is_public("/dashboard/static//x")
+    assert not is_public("/dashboard/other")
+    assert is_public("/dashboard/static/dashboard.js")
+
+
+async def test_a_repo_seen_40_days_ago_is_listed_for_90_days_and_never_a_404(
+    gateway: TestClient, stack: Stack, now: datetime
+) -> None:
+    then = now - timedelta(days=40)  # the aggregator (window 30) counted it back then
+    seed(stack, [event("deploy", "old-repo", then)], clock=then)
+
+    _, month = await get(gateway, stack, "/metrics?window=30")
+    _, quarter = await get(gateway, stack, "/metrics?window=90")
+    status, week = await get(gateway, stack, "/metrics/old-repo?window=7")
+
+    assert [m["repo"] for m in month["repos"]] == ["ALL"]
+    assert [m["repo"] for m in quarter["repos"]] == ["ALL", "old-repo"]
+    assert quarter["repos"][1]["deployment_frequency"]["count"] == 1
+    assert status == 200
+    assert week["deployment_frequency"]["count"] == 0
+
+
+async def test_a_missing_state_table_is_a_503_with_retry_after(stack: Stack) -> None:
+    settings = stack.settings.model_copy(
+        update={"devops_events_secret_token": None, "aggregator_state_table": "no-such-table"}
+    )
+    async with TestClient(TestServer(create_app(settings))) as client:
+        response = await client.get("/metrics", headers=auth(stack))
+
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
+        assert (await response.json())["error"] == "unavailable"
