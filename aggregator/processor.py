@@ -26,6 +26,9 @@ __all__ = ["AggregatorProcessor", "ProcessorStats"]
 
 logger = logging.getLogger(__name__)
 
+# Per-batch INFO lines list the event ids they are about, this many per line (all of them).
+EVENT_IDS_PER_LINE = 100
+
 
 class ProcessorStats:
     def __init__(self) -> None:
@@ -50,6 +53,7 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         self._sleep = sleep
         self.shard_id: str | None = None
         self.stats = ProcessorStats()
+        self._batch_ids: list[str] = []
 
     @property
     def aggregator(self) -> Aggregator:
@@ -100,7 +104,14 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 "poison records",
                 extra={"count": len(poison), "sequence_numbers": [p.sequence_number for p in poison][:10]},
             )
+        for start in range(0, len(events), EVENT_IDS_PER_LINE):
+            chunk = [event.event_id for event in events[start : start + EVENT_IDS_PER_LINE]]
+            logger.info(
+                "events received",
+                extra={"shard_id": self.shard_id, "events": len(chunk), "event_ids": chunk},
+            )
         self.stats.poison += len(poison)
+        self._batch_ids = [event.event_id for event in events]
         outcome = self._with_retries(lambda: self._work(events, poison))
         self.stats.batches += 1
         self.stats.records += len(records)
@@ -129,7 +140,12 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 self.stats.retries += 1
                 logger.warning(
                     "batch failed; retrying",
-                    extra={"shard_id": self.shard_id, "attempt": attempt, "error": repr(error)},
+                    extra={
+                        "shard_id": self.shard_id,
+                        "attempt": attempt,
+                        "error": repr(error),
+                        "event_ids": self._batch_ids[:20],  # bounded: enough to find the batch
+                    },
                 )
                 self._sleep(delay)
 

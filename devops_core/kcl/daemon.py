@@ -227,6 +227,11 @@ def run_processor(processor: Any, *, log_level: str = "INFO") -> None:
     from devops_core.logs import setup_logging
 
     setup_logging(log_level, stream=sys.stderr)
+    # The daemon owns this process's life: on its SIGTERM it sends shutdownRequested (the processor
+    # checkpoints) and then closes stdin. A signal sent to the whole process group (Ctrl-C, a
+    # group kill by an init) must not kill the child before that checkpoint, so it is ignored here.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     KCLProcess(processor).run()
 
 
