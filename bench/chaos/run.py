@@ -70,6 +70,8 @@ class ChaosConfig:
     settle_timeout: float = 150.0
     log_dir: Path | None = None
     seed: int = 7
+    # An emulator already running (tests share one; AWS_ENDPOINT_URL must point at it already).
+    emulator_url: str | None = None
 
 
 @dataclass
@@ -160,13 +162,16 @@ class Experiment:
 
     # -- set-up ------------------------------------------------------------------------------------
     def start_stack(self) -> None:
-        emulator = start_announcing(["-m", "devstack.emulator", "--port", str(free_port())], env=AWS_ENV)
-        self.children.append(emulator)
-        self.emulator_url = emulator.url
-        os.environ.update(AWS_ENV)
-        os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        if self.config.emulator_url:
+            self.emulator_url = self.config.emulator_url
+        else:
+            emulator = start_announcing(["-m", "devstack.emulator", "--port", str(free_port())], env=AWS_ENV)
+            self.children.append(emulator)
+            self.emulator_url = emulator.url
+            os.environ.update(AWS_ENV)
+            os.environ["AWS_ENDPOINT_URL"] = emulator.url
         proxy = start_announcing(
-            ["-m", "devstack.faults", "--upstream", emulator.url, "--port", str(free_port())]
+            ["-m", "devstack.faults", "--upstream", self.emulator_url, "--port", str(free_port())]
         )
         self.children.append(proxy)
         self.proxy_url = proxy.url
@@ -191,7 +196,7 @@ class Experiment:
         self.token = provision(self.settings).token
         common = {
             **AWS_ENV,
-            "AWS_ENDPOINT_URL": emulator.url,
+            "AWS_ENDPOINT_URL": self.emulator_url,
             "DEVOPS_STREAM_NAME": self.settings.devops_stream_name,
             "DEVOPS_TABLE_NAME": self.settings.devops_table_name,
             "DEVOPS_DB_NAME": self.settings.devops_db_name,
