@@ -52,6 +52,7 @@ from devstack.emulator import free_port
 
 RETRYABLE_REJECTION = "Internal error while writing the record; please try again."
 EVENT_KINDS = ("push", "deploy", "test_pass")
+SCRIPT_WORKERS = 4  # report_devops_event.py subprocesses at a time (each is a Python start-up)
 
 
 def progress(message: str) -> None:
@@ -155,7 +156,7 @@ class Experiment:
         self.procs: list[Proc] = []
         self.accepted: dict[str, tuple[str, str]] = {}  # event_id -> (repo, event)
         self.counts: Counter[str] = Counter()
-        self.poison_sequences: set[str] = set()
+        self.poison_sequences: set[tuple[str, str]] = set()  # (shard_id, sequence_number)
         self.log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = "chaos-" + uuid.uuid4().hex[:8]
@@ -261,7 +262,7 @@ class Experiment:
             response = kinesis.put_record(
                 StreamName=self.settings.devops_stream_name, Data=data, PartitionKey=f"chaos-r{i}"
             )
-            self.poison_sequences.add(response["SequenceNumber"])
+            self.poison_sequences.add((response["ShardId"], response["SequenceNumber"]))
 
     def consumer_backoffs(self) -> int:
         """Lines of the running consumer saying a batch is in flight and not checkpointed."""
@@ -271,12 +272,13 @@ class Experiment:
     async def kill_consumer_mid_batch(self, plan: dict[str, Any]) -> None:
         """Timestream goes down, so the consumer holds a batch it cannot checkpoint (New Relic may
         already have taken it); SIGKILL it then, restart it, and bring Timestream back."""
+        before = self.consumer_backoffs()
         await asyncio.to_thread(self.set_plan, **{**plan, "timestream_unavailable": True})
         progress("Timestream outage (every WriteRecords 503)")
-        deadline = time.monotonic() + 10
-        while not self.consumer_backoffs() and time.monotonic() < deadline:  # noqa: ASYNC110
+        deadline = time.monotonic() + 15
+        while self.consumer_backoffs() == before and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
-        self.counts["consumer_killed_mid_batch"] = int(self.consumer_backoffs() > 0)
+        self.counts["consumer_killed_mid_batch"] = int(self.consumer_backoffs() > before)
         await asyncio.to_thread(self.consumer.signal, signal.SIGKILL)
         progress(
             f"consumer SIGKILL at {len(self.accepted)} accepted "
@@ -447,9 +449,9 @@ class Experiment:
             workers = [
                 *(self.send_singles(session, single_q) for _ in range(cfg.concurrency)),
                 *(self.send_batches(session, batch_q) for _ in range(2)),
-                *(self.send_scripts(script_q) for _ in range(2)),
+                *(self.send_scripts(script_q) for _ in range(SCRIPT_WORKERS)),
             ]
-            for queue, n in ((single_q, cfg.concurrency), (batch_q, 2), (script_q, 2)):
+            for queue, n in ((single_q, cfg.concurrency), (batch_q, 2), (script_q, SCRIPT_WORKERS)):
                 for _ in range(n):
                     queue.put_nowait(None)
             reporter = asyncio.create_task(self._report_progress(sent))
@@ -591,13 +593,14 @@ class Experiment:
 
         letters = self.dead_letters()
         by_app: Counter[str] = Counter()
-        sequences: dict[str, set[str]] = {"consumer": set(), "aggregator": set()}
+        sequences: dict[str, set[tuple[str, str]]] = {"consumer": set(), "aggregator": set()}
         foreign = 0
         for letter in letters:
             app = "aggregator" if "application" in letter else "consumer"
             by_app[app] += 1
-            sequences[app].add(str(letter.get("sequence_number")))
-            if str(letter.get("sequence_number")) not in self.poison_sequences:
+            key = (str(letter.get("shard_id")), str(letter.get("sequence_number")))
+            sequences[app].add(key)
+            if key not in self.poison_sequences:
                 foreign += 1
         n["poison_put"] = len(self.poison_sequences)
         n["dlq_messages"] = len(letters)

@@ -32,4 +32,8 @@ def test_no_accepted_event_is_lost_under_faults(emulator: str, tmp_path: Path) -
     assert n["accepted"] == 600
     for check in report.checks:
         assert check.ok, f"{check.name}: {check.detail}"
-    assert n["dlq_by_application"] == {"consumer": 4, "aggregator": 4}
+    # One letter per poison record and application; a batch redelivered after the SIGKILL may
+    # dead-letter its poison again (at least once), never a letter for a good record.
+    assert n["dlq_not_poison"] == 0
+    assert n["dlq_by_application"]["consumer"] >= 4
+    assert n["dlq_by_application"]["aggregator"] >= 4
