@@ -246,8 +246,9 @@ class Experiment:
     def set_plan(self, **plan: Any) -> None:
         _post_json(f"{self.proxy_url}/__faults__", {"seed": self.config.seed, **plan})
 
-    def newrelic_fault(self, status: int, seconds: float, retry_after: float | None = None) -> None:
-        body: dict[str, Any] = {"status": status, "seconds": seconds, "api_key": self.api_key}
+    def newrelic_fault(self, status: int, retry_after: float | None = None, **length: float) -> None:
+        """``seconds=`` a window, or ``count=`` the next N requests (sure to hit even when idle)."""
+        body: dict[str, Any] = {"status": status, **length, "api_key": self.api_key}
         if retry_after is not None:
             body["retry_after"] = retry_after
         _post_json(f"{self.standin_url}/__standin__/faults", body)
@@ -301,7 +302,7 @@ class Experiment:
             "timestream_reject_reason": RETRYABLE_REJECTION,
         }
         await asyncio.to_thread(self.set_plan, **plan)
-        await asyncio.to_thread(self.newrelic_fault, 500, 3.0)
+        await asyncio.to_thread(lambda: self.newrelic_fault(500, seconds=3.0))
         await asyncio.to_thread(self.put_poison, self.config.poison // 2)
         progress(
             "faults on: Kinesis entry failures 10% + throttling 5%, Timestream throttling 10% "
@@ -326,8 +327,8 @@ class Experiment:
             elif action == "consumer_sigkill":
                 await self.kill_consumer_mid_batch(plan)
             elif action == "newrelic_429":
-                await asyncio.to_thread(self.newrelic_fault, 429, 2.0, 1.0)
-                progress("New Relic 429 (Retry-After 1) for 2 s")
+                await asyncio.to_thread(lambda: self.newrelic_fault(429, retry_after=1.0, count=3))
+                progress("New Relic 429 (Retry-After 1) for the next 3 requests")
             elif action == "poison":
                 rest = self.config.poison - self.config.poison // 2
                 await asyncio.to_thread(self.put_poison, rest)
