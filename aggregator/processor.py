@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,9 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         self._aggregator = aggregator
         self._dead_letters = dead_letters
         self._retry_deadline = retry_deadline
+        # Set on SIGTERM (daemon child): a failing batch stops retrying, so the daemon's shutdown
+        # request is answered within its grace period; the batch is not checkpointed.
+        self.stopping = threading.Event()
         self._sleep = sleep
         self.shard_id: str | None = None
         self.stats = ProcessorStats()
@@ -131,7 +135,7 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
             except Exception as error:
                 attempt += 1
                 delay = min(10.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-                if time.monotonic() + delay > deadline:
+                if self.stopping.is_set() or time.monotonic() + delay > deadline:
                     logger.error(
                         "giving up on batch; not checkpointing",
                         extra={"shard_id": self.shard_id, "attempts": attempt, "error": repr(error)},

@@ -10,10 +10,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
+import pytest
+
+from aggregator.app import build_processor
 from devstack.emulator import free_port
+from tests.aggregator.test_aggregator_processor import Checkpointer, kcl_record, now_event, process_with
 from tests.consumer.consumer_helpers import make_event
 from tests.support import ROOT, Stack
 
@@ -87,3 +92,17 @@ def test_consumer_child_survives_sigterm_and_does_not_checkpoint_an_undelivered_
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_aggregator_stops_retrying_a_failing_batch_when_signalled(stack: Stack) -> None:
+    """The child's on_signal sets ``stopping``: a batch that keeps failing gives up at once (no
+    checkpoint) instead of retrying for AGGREGATOR_RETRY_DEADLINE_SECONDS (300 s by default)."""
+    settings = stack.settings.model_copy(update={"devops_stream_name": "no-such-stream"})
+    proc = build_processor(settings)
+    checkpointer = Checkpointer()
+    threading.Timer(1.0, proc.stopping.set).start()
+    started = time.monotonic()
+    with pytest.raises(Exception, match="ResourceNotFound"):
+        process_with(proc, [kcl_record(now_event("deploy").to_record_data(), 1)], checkpointer)
+    assert time.monotonic() - started < 15  # without the signal: minutes
+    assert checkpointer.calls == []
