@@ -160,6 +160,7 @@ class Experiment:
         self.log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = "chaos-" + uuid.uuid4().hex[:8]
+        self.session: aiohttp.ClientSession | None = None
 
     # -- set-up ------------------------------------------------------------------------------------
     def start_stack(self) -> None:
@@ -277,7 +278,11 @@ class Experiment:
         await asyncio.to_thread(self.set_plan, **{**plan, "timestream_unavailable": True})
         progress("Timestream outage (every WriteRecords 503)")
         deadline = time.monotonic() + 15
-        while self.consumer_backoffs() == before and time.monotonic() < deadline:  # noqa: ASYNC110
+        nudge_at = time.monotonic() + 2
+        while self.consumer_backoffs() == before and time.monotonic() < deadline:
+            if time.monotonic() > nudge_at:  # the consumer is idle (all sent and stored): give it work
+                nudge_at = deadline
+                await self.send_nudge()
             await asyncio.sleep(0.1)
         self.counts["consumer_killed_mid_batch"] = int(self.consumer_backoffs() > before)
         await asyncio.to_thread(self.consumer.signal, signal.SIGKILL)
@@ -290,6 +295,16 @@ class Experiment:
         await asyncio.sleep(2)
         await asyncio.to_thread(self.set_plan, **plan)
         progress("Timestream back")
+
+    async def send_nudge(self, count: int = 10) -> None:
+        """A few more events (counted like the others), so there is a batch to kill mid-flight."""
+        batch = [self.new_event(self.config.events + self.counts["nudge_events"] + i) for i in range(count)]
+        self.counts["nudge_events"] += count
+        assert self.session is not None, "only while send_all runs"
+        status, data = await self.post_retrying(self.session, "/events", batch)
+        for item in data.get("results", []) if status in (202, 207) else []:
+            if item["status"] == 202:
+                self.accept(batch[item["index"]])
 
     async def chaos(self, sent: asyncio.Event) -> None:
         """The fault schedule, keyed to the share of events accepted so far."""
@@ -446,6 +461,7 @@ class Experiment:
         sent = asyncio.Event()
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            self.session = session
             chaos = asyncio.create_task(self.chaos(sent))
             workers = [
                 *(self.send_singles(session, single_q) for _ in range(cfg.concurrency)),
