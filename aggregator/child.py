@@ -18,7 +18,7 @@ def main() -> None:
     periodic = PeriodicEmitter(processor.aggregator, settings.aggregator_emit_interval_seconds)
     periodic.start()
     try:
-        run_processor(processor, log_level=settings.log_level)
+        run_processor(processor, log_level=settings.log_level, on_signal=processor.stop)
     finally:
         periodic.stop()
 

@@ -49,7 +49,16 @@ class DeadLetterQueue:
                     f"SQS refused {len(response['Failed'])} dead letters: {response['Failed']}"
                 )
             self.sent += len(chunk)
-        logger.warning("records dead-lettered", extra={"count": len(letters), "queue": self._queue_name})
+        for letter in letters:  # poison is rare: one line each, by sequence number (no event_id to read)
+            logger.warning(
+                "dead-lettered",
+                extra={
+                    "queue": self._queue_name,
+                    "shard_id": letter.shard_id,
+                    "sequence_number": letter.sequence_number,
+                    "reason": letter.reason[:300],
+                },
+            )
 
     def _body(self, letter: DeadLetter) -> str:
         return json.dumps(

@@ -30,6 +30,9 @@ __all__ = ["AggregatorProcessor", "BatchAbandoned", "ProcessorStats"]
 
 logger = logging.getLogger(__name__)
 
+# Per-batch INFO lines list the event ids they are about, this many per line (all of them).
+EVENT_IDS_PER_LINE = 100
+
 
 class BatchAbandoned(Exception):
     """The processor was stopped while a batch was still failing; it was not checkpointed."""
@@ -58,10 +61,14 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
         self._sleep = sleep
         self.shard_id: str | None = None
         self.stats = ProcessorStats()
+        self._batch_ids: list[str] = []
+        # Set by stop(): on SIGTERM in a daemon child, or by the local driver's owner. A failing
+        # batch stops retrying, so a shutdown request is answered in time; it is not checkpointed.
         self._stopping = threading.Event()
 
     def stop(self) -> None:
-        """Abandon a batch that is still being retried (no checkpoint); called on shutdown."""
+        """Abandon a batch that is still being retried (no checkpoint); called on shutdown
+        (by the local driver's owner, or on a signal in a daemon child)."""
         self._stopping.set()
 
     @property
@@ -117,7 +124,14 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 "poison records",
                 extra={"count": len(poison), "sequence_numbers": [p.sequence_number for p in poison][:10]},
             )
+        for start in range(0, len(events), EVENT_IDS_PER_LINE):
+            chunk = [event.event_id for event in events[start : start + EVENT_IDS_PER_LINE]]
+            logger.info(
+                "events received",
+                extra={"shard_id": self.shard_id, "events": len(chunk), "event_ids": chunk},
+            )
         self.stats.poison += len(poison)
+        self._batch_ids = [event.event_id for event in events]
         outcome = self._with_retries(lambda: self._work(events, poison))
         self.stats.batches += 1
         self.stats.records += len(records)
@@ -143,7 +157,12 @@ class AggregatorProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
                 log = logger.error if time.monotonic() > escalate_at else logger.warning
                 log(
                     "batch failed; retrying, not checkpointing",
-                    extra={"shard_id": self.shard_id, "attempt": attempt, "error": repr(error)},
+                    extra={
+                        "shard_id": self.shard_id,
+                        "attempt": attempt,
+                        "error": repr(error),
+                        "event_ids": self._batch_ids[:20],  # bounded: enough to find the batch
+                    },
                 )
                 if self._sleep is time.sleep:
                     self._stopping.wait(delay)  # a stop request cuts the wait short

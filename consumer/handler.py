@@ -24,6 +24,10 @@ __all__ = ["Batch", "BatchHandler", "DeadLetterTarget", "InRecord", "Outcome", "
 
 logger = logging.getLogger(__name__)
 
+# Per-batch INFO lines name the events they are about, at most this many ids per line (a sink
+# takes a batch in one pass, so a 10,000-record batch gives 100 lines per sink, not 10,000).
+EVENT_IDS_PER_LINE = 100
+
 
 @dataclass(frozen=True, slots=True)
 class InRecord:
@@ -138,6 +142,14 @@ def decode(records: Iterable[InRecord], shard_id: str, sink_names: Iterable[str]
     )
 
 
+def _log_event_ids(message: str, event_ids: list[str], **extra: Any) -> None:
+    """INFO lines carrying ``event_ids`` (all of them, EVENT_IDS_PER_LINE per line), so one event can
+    be traced from the gateway's "event accepted" line to each sink."""
+    for start in range(0, len(event_ids), EVENT_IDS_PER_LINE):
+        chunk = event_ids[start : start + EVENT_IDS_PER_LINE]
+        logger.info(message, extra={**extra, "events": len(chunk), "event_ids": chunk})
+
+
 class BatchHandler:
     def __init__(self, sinks: Sequence[Sink], dead_letters: DeadLetterTarget) -> None:
         self.sinks = list(sinks)
@@ -156,6 +168,14 @@ class BatchHandler:
         for sink, (entries, result) in zip(active, results, strict=True):
             by_event = {id(entry.event): entry for entry in entries}
             batch.pending[sink.name] = [by_event[id(event)] for event in result.pending]
+            not_taken = {id(event) for event in result.pending} | {id(r.event) for r in result.rejected}
+            _log_event_ids(
+                f"events written to {sink.name}",
+                [entry.event.event_id for entry in entries if id(entry.event) not in not_taken],
+                sink=sink.name,
+                shard_id=batch.shard_id,
+                attempt=batch.attempts,
+            )
             for rejection in result.rejected:
                 entry = by_event[id(rejection.event)]
                 batch.dead_letters.append(

@@ -20,7 +20,11 @@ def main() -> int:
     setup_logging(settings.log_level, stream=sys.stderr)  # before the runtime logs "sink on/off"
     runtime = ConsumerRuntime(settings).start()
     try:
-        run_processor(ConsumerProcessor(runtime), log_level=settings.log_level)
+        # A signal ends the backoff of a batch that cannot be delivered (no checkpoint for it), so the
+        # daemon's shutdownRequested is answered within its grace period.
+        run_processor(
+            ConsumerProcessor(runtime), log_level=settings.log_level, on_signal=runtime.stopping.set
+        )
     finally:
         runtime.close()
     return 0

@@ -27,6 +27,16 @@ _BACKOFF_BASE = 0.2
 _MAX_RETRY_AFTER = 300.0
 
 
+def _pending_ids(batch: Batch, limit: int) -> list[str]:
+    ids: dict[str, None] = {}
+    for entries in batch.pending.values():
+        for entry in entries:
+            ids[entry.event.event_id] = None
+            if len(ids) >= limit:
+                return list(ids)
+    return list(ids)
+
+
 class ConsumerProcessor(RecordProcessorBase):
     def __init__(self, runtime: ConsumerRuntime) -> None:
         self._runtime = runtime
@@ -107,6 +117,8 @@ class ConsumerProcessor(RecordProcessorBase):
                     extra={
                         "shard_id": self.shard_id,
                         "pending": outcome.pending,
+                        # bounded: enough to find a stuck event, not a wall of ids per retry
+                        "pending_event_ids": _pending_ids(batch, 20),
                         "errors": list(outcome.errors)[:3],
                         "delay_s": round(delay, 2),
                         "failures": failures,

@@ -45,11 +45,29 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
+class _SerializedKinesisWrites:
+    """moto numbers a shard's records ``max + 1`` without a lock, and hypercorn runs the WSGI app on
+    several threads: two concurrent PutRecords on one shard could get the same sequence number and
+    the second overwrote the first (both answered success; bench/chaos found an accepted event lost
+    this way). Kinesis writes therefore run one at a time; everything else stays concurrent."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("Kinesis_20131202.PutRecord"):
+            with self._lock:
+                return self._app(environ, start_response)
+        return self._app(environ, start_response)
+
+
 def _moto_app() -> Any:
     from hypercorn.middleware import AsyncioWSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return AsyncioWSGIMiddleware(DomainDispatcherApplication(create_backend_app), max_body_size=_MAX_BODY)
+    app = _SerializedKinesisWrites(DomainDispatcherApplication(create_backend_app))
+    return AsyncioWSGIMiddleware(app, max_body_size=_MAX_BODY)
 
 
 async def serve(host: str, port: int, shutdown: asyncio.Event) -> None:

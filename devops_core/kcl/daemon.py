@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -219,14 +220,28 @@ def run_daemon(
         return 0 if forwarded and code == 128 + signal.SIGTERM else code
 
 
-def run_processor(processor: Any, *, log_level: str = "INFO") -> None:
+def run_processor(
+    processor: Any, *, log_level: str = "INFO", on_signal: Callable[[], None] | None = None
+) -> None:
     """Entry point of a processor child process: stdout is the daemon's protocol channel, so logs go
-    to stderr (JSON lines) and nothing else may print."""
+    to stderr (JSON lines) and nothing else may print. ``on_signal`` is called on SIGTERM/SIGINT
+    (e.g. to stop retrying a batch that cannot be delivered); the process keeps running either way."""
     from amazon_kclpy.kcl import KCLProcess
 
     from devops_core.logs import setup_logging
 
     setup_logging(log_level, stream=sys.stderr)
+
+    # The daemon owns this process's life: on its SIGTERM it sends shutdownRequested (the processor
+    # checkpoints) and then closes stdin. A signal sent to the whole process group (Ctrl-C, a
+    # group kill by an init) must not kill the child before that checkpoint, so it is ignored here.
+    def received(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal received; waiting for the daemon's shutdown request", extra={"signal": signum})
+        if on_signal is not None:
+            on_signal()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, received)
     KCLProcess(processor).run()
 
 

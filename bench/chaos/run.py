@@ -1,0 +1,715 @@
+"""Zero-loss experiment: the whole local stack as separate processes, faults injected while events flow.
+
+    .venv/bin/python bench/chaos/run.py                      # 10,000 events, about 3-4 minutes
+    .venv/bin/python bench/chaos/run.py --events 1000 --scripts 20 --poison 6
+
+Processes: the emulator (moto), the fault proxy in front of it (the gateway's Kinesis and the
+consumer's Timestream go through it), the New Relic stand-in, the gateway (``python -m producer``),
+the consumer and the aggregator (``python -m consumer|aggregator --driver local``). While events are
+sent (CI script subprocesses, POST /process-event and POST /events, every client retrying 429/5xx and
+connection errors with the same event_id), it injects: PutRecords per-entry failures and whole-call
+Kinesis throttling; Timestream throttling, retryable record rejections and an outage window; New
+Relic 500 and 429 bursts; a gateway SIGTERM + restart; a consumer SIGKILL + restart mid-load; and a
+known number of poison records put straight on the stream. Then it checks that every accepted
+event_id is in Timestream exactly once after dedupe (raw records counted too), at New Relic at least
+once, that the aggregator's deploy counts equal what was sent, and that the dead-letter queue holds
+exactly the poison records. Exits 1 if a check fails.
+
+Timestream rejections are injected with a *retryable* reason (the consumer retries those); a
+permanent-looking reason (e.g. outside the ingestion window) is dead-lettered by design and would
+not be a loss test. The consumer and the aggregator share the dead-letter queue, so every poison
+record is expected twice there: once per application.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import aiohttp
+
+from bench.common import AWS_ENV, ROOT, Child, start_announcing, wait_http
+from devops_core.settings import Settings
+from devstack.emulator import free_port
+
+RETRYABLE_REJECTION = "Internal error while writing the record; please try again."
+EVENT_KINDS = ("push", "deploy", "test_pass")
+SCRIPT_WORKERS = 4  # report_devops_event.py subprocesses at a time (each is a Python start-up)
+
+
+def progress(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class ChaosConfig:
+    events: int = 10_000
+    scripts: int = 300
+    batch_share: float = 0.75
+    batch_size: int = 100
+    poison: int = 20
+    repos: int = 10
+    concurrency: int = 8
+    settle_timeout: float = 150.0
+    log_dir: Path | None = None
+    seed: int = 7
+    # An emulator already running (tests share one; AWS_ENDPOINT_URL must point at it already).
+    emulator_url: str | None = None
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ChaosReport:
+    numbers: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    log_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+class Proc:
+    """A stack process whose stderr (JSON log lines) goes to a file; can be SIGTERMed or SIGKILLed."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.args, self.env, self.log_dir = name, args, env, log_dir
+        self.starts = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.log_dir / f"{self.name}.{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, *self.args],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        log.close()
+
+    def signal(self, sig: int, timeout: float = 40) -> int | None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        return self.signal(signal.SIGTERM)
+
+
+def _post_json(url: str, body: Any) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _get_json(url: str, timeout: float = 60) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+# --- the experiment -------------------------------------------------------------------------------
+
+
+class Experiment:
+    def __init__(self, config: ChaosConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.children: list[Child] = []
+        self.procs: list[Proc] = []
+        self.accepted: dict[str, tuple[str, str]] = {}  # event_id -> (repo, event)
+        self.counts: Counter[str] = Counter()
+        self.poison_sequences: set[tuple[str, str]] = set()  # (shard_id, sequence_number)
+        self.log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.api_key = "chaos-" + uuid.uuid4().hex[:8]
+        self.session: aiohttp.ClientSession | None = None
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def start_stack(self) -> None:
+        if self.config.emulator_url:
+            self.emulator_url = self.config.emulator_url
+        else:
+            emulator = start_announcing(["-m", "devstack.emulator", "--port", str(free_port())], env=AWS_ENV)
+            self.children.append(emulator)
+            self.emulator_url = emulator.url
+            os.environ.update(AWS_ENV)
+            os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        proxy = start_announcing(
+            ["-m", "devstack.faults", "--upstream", self.emulator_url, "--port", str(free_port())]
+        )
+        self.children.append(proxy)
+        self.proxy_url = proxy.url
+        standin = start_announcing(["-m", "devstack.newrelic_standin", "--port", str(free_port())])
+        self.children.append(standin)
+        self.standin_url = standin.url
+
+        suffix = uuid.uuid4().hex[:8]
+        self.settings = Settings.model_validate(
+            {
+                "devops_stream_name": f"chaos-{suffix}",
+                "devops_table_name": f"chaos-raw-{suffix}",
+                "secret_store_name": f"chaos-secret-{suffix}",
+                "dead_letter_queue_name": f"chaos-dlq-{suffix}",
+                "aggregator_state_table": f"chaos-agg-{suffix}",
+                "consumer_application_name": f"chaos-consumer-{suffix}",
+                "aggregator_application_name": f"chaos-aggregator-{suffix}",
+            }
+        )
+        from devstack.resources import provision
+
+        self.token = provision(self.settings).token
+        common = {
+            **AWS_ENV,
+            "AWS_ENDPOINT_URL": self.emulator_url,
+            "DEVOPS_STREAM_NAME": self.settings.devops_stream_name,
+            "DEVOPS_TABLE_NAME": self.settings.devops_table_name,
+            "DEVOPS_DB_NAME": self.settings.devops_db_name,
+            "SECRET_STORE_NAME": self.settings.secret_store_name,
+            "DEAD_LETTER_QUEUE_NAME": self.settings.dead_letter_queue_name,
+            "AGGREGATOR_STATE_TABLE": self.settings.aggregator_state_table,
+            "CONSUMER_APPLICATION_NAME": self.settings.consumer_application_name,
+            "AGGREGATOR_APPLICATION_NAME": self.settings.aggregator_application_name,
+            "LOG_LEVEL": "INFO",
+        }
+        self.gateway_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.gateway = Proc(
+            "gateway",
+            ["-m", "producer", "--port", str(self.gateway_port), "--shutdown-timeout", "10"],
+            {**common, "AWS_ENDPOINT_URL_KINESIS": self.proxy_url},
+            self.log_dir,
+        )
+        self.consumer = Proc(
+            "consumer",
+            ["-m", "consumer", "--driver", "local"],
+            {
+                **common,
+                "AWS_ENDPOINT_URL_TIMESTREAM_WRITE": self.proxy_url,
+                "LOGGER_API_KEY": self.api_key,
+                "NEW_RELIC_LOG_ENDPOINT": f"{self.standin_url}/log/v1",
+                "CONSUMER_MAX_BACKOFF_SECONDS": "2",
+            },
+            self.log_dir,
+        )
+        self.aggregator = Proc("aggregator", ["-m", "aggregator", "--driver", "local"], common, self.log_dir)
+        self.procs = [self.gateway, self.consumer, self.aggregator]
+        for proc in self.procs:
+            proc.start()
+        wait_http(f"{self.gateway_url}/healthz")
+        progress(f"stack up (logs in {self.log_dir})")
+
+    def stop_stack(self) -> None:
+        for proc in reversed(self.procs):
+            code = proc.stop()
+            self.counts[f"exit_{proc.name}"] = code if code is not None else -1
+        for child in reversed(self.children):
+            child.stop()
+
+    # -- faults ------------------------------------------------------------------------------------
+    def set_plan(self, **plan: Any) -> None:
+        _post_json(f"{self.proxy_url}/__faults__", {"seed": self.config.seed, **plan})
+
+    def newrelic_fault(self, status: int, retry_after: float | None = None, **length: float) -> None:
+        """``seconds=`` a window, or ``count=`` the next N requests (sure to hit even when idle)."""
+        body: dict[str, Any] = {"status": status, **length, "api_key": self.api_key}
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        _post_json(f"{self.standin_url}/__standin__/faults", body)
+
+    def put_poison(self, count: int) -> None:
+        from devops_core.aws import boto_client
+
+        kinesis = boto_client("kinesis")  # straight to the emulator, not through the proxy
+        payloads = [b"{not json", b'{"schema": 1, "event": "deploy"}', b"\xff\xfe binary", b"[]"]
+        for i in range(count):
+            data = payloads[i % len(payloads)]
+            response = kinesis.put_record(
+                StreamName=self.settings.devops_stream_name, Data=data, PartitionKey=f"chaos-r{i}"
+            )
+            self.poison_sequences.add((response["ShardId"], response["SequenceNumber"]))
+
+    def consumer_backoffs(self) -> int:
+        """Lines of the running consumer saying a batch is in flight and not checkpointed."""
+        log = self.log_dir / f"consumer.{self.consumer.starts}.log"
+        return log.read_text(errors="replace").count("sink unavailable; backing off")
+
+    async def kill_consumer_mid_batch(self, plan: dict[str, Any]) -> None:
+        """Timestream goes down, so the consumer holds a batch it cannot checkpoint (New Relic may
+        already have taken it); SIGKILL it then, restart it, and bring Timestream back."""
+        before = self.consumer_backoffs()
+        await asyncio.to_thread(self.set_plan, **{**plan, "timestream_unavailable": True})
+        progress("Timestream outage (every WriteRecords 503)")
+        deadline = time.monotonic() + 15
+        nudge_at = time.monotonic() + 2
+        while self.consumer_backoffs() == before and time.monotonic() < deadline:
+            if time.monotonic() > nudge_at:  # the consumer is idle (all sent and stored): give it work
+                nudge_at = deadline
+                await self.send_nudge()
+            await asyncio.sleep(0.1)
+        self.counts["consumer_killed_mid_batch"] = int(self.consumer_backoffs() > before)
+        await asyncio.to_thread(self.consumer.signal, signal.SIGKILL)
+        progress(
+            f"consumer SIGKILL at {len(self.accepted)} accepted "
+            f"({'with' if self.counts['consumer_killed_mid_batch'] else 'no'} batch in flight); restarting"
+        )
+        await asyncio.sleep(1)
+        self.consumer.start()
+        await asyncio.sleep(2)
+        await asyncio.to_thread(self.set_plan, **plan)
+        progress("Timestream back")
+
+    async def send_nudge(self, count: int = 10) -> None:
+        """A few more events (counted like the others), so there is a batch to kill mid-flight."""
+        batch = [self.new_event(self.config.events + self.counts["nudge_events"] + i) for i in range(count)]
+        self.counts["nudge_events"] += count
+        assert self.session is not None, "only while send_all runs"
+        status, data = await self.post_retrying(self.session, "/events", batch)
+        for item in data.get("results", []) if status in (202, 207) else []:
+            if item["status"] == 202:
+                self.accept(batch[item["index"]])
+
+    async def chaos(self, sent: asyncio.Event) -> None:
+        """The fault schedule, keyed to the share of events accepted so far."""
+        total = self.config.events
+        plan = {
+            "put_records_entry_failure_ratio": 0.1,
+            "kinesis_throttle_ratio": 0.05,
+            "timestream_throttle_ratio": 0.1,
+            "timestream_reject_ratio": 0.05,
+            "timestream_reject_reason": RETRYABLE_REJECTION,
+        }
+        await asyncio.to_thread(self.set_plan, **plan)
+        await asyncio.to_thread(lambda: self.newrelic_fault(500, seconds=3.0))
+        await asyncio.to_thread(self.put_poison, self.config.poison // 2)
+        progress(
+            "faults on: Kinesis entry failures 10% + throttling 5%, Timestream throttling 10% "
+            "+ retryable rejections 5%, New Relic 500 for 3 s"
+        )
+        steps = [
+            (0.25, "gateway_sigterm"),
+            (0.45, "consumer_sigkill"),
+            (0.7, "newrelic_429"),
+            (0.8, "poison"),
+        ]
+        for share, action in steps:
+            # polls a counter the senders bump
+            while len(self.accepted) < share * total and not sent.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            if action == "gateway_sigterm":
+                code = await asyncio.to_thread(self.gateway.signal, signal.SIGTERM)
+                self.counts["gateway_sigterm_exit"] = code if code is not None else -1
+                progress(f"gateway SIGTERM at {len(self.accepted)} accepted: exit code {code}; restarting")
+                self.gateway.start()
+                await asyncio.to_thread(wait_http, f"{self.gateway_url}/healthz")
+            elif action == "consumer_sigkill":
+                await self.kill_consumer_mid_batch(plan)
+            elif action == "newrelic_429":
+                await asyncio.to_thread(lambda: self.newrelic_fault(429, retry_after=1.0, count=3))
+                progress("New Relic 429 (Retry-After 1) for the next 3 requests")
+            elif action == "poison":
+                rest = self.config.poison - self.config.poison // 2
+                await asyncio.to_thread(self.put_poison, rest)
+        await sent.wait()
+        await asyncio.to_thread(self.set_plan)
+        progress("sending done; faults off")
+
+    # -- senders -----------------------------------------------------------------------------------
+    def new_event(self, i: int) -> dict[str, Any]:
+        kind = self.rng.choice(EVENT_KINDS)
+        return {
+            "repo": f"chaos-r{i % self.config.repos}",
+            "event": kind,
+            "event_id": str(uuid.uuid4()),
+            "metadata": f"chaos #{i}",
+        }
+
+    def accept(self, event: dict[str, Any]) -> None:
+        self.accepted[event["event_id"]] = (event["repo"], event["event"])
+
+    async def post_retrying(self, session: aiohttp.ClientSession, path: str, body: Any) -> tuple[int, Any]:
+        """POST until a non-retryable answer; 429/5xx and connection errors are retried (same ids)."""
+        delay = 0.05
+        while True:
+            try:
+                async with session.post(self.gateway_url + path, json=body) as response:
+                    data = await response.json(content_type=None)
+                    if response.status not in (408, 429) and response.status < 500:
+                        return response.status, data
+                    self.counts[f"retry_http_{response.status}"] += 1
+            except (aiohttp.ClientError, TimeoutError):
+                self.counts["retry_connection"] += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def send_singles(self, session: aiohttp.ClientSession, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            event = await queue.get()
+            if event is None:
+                return
+            status, _ = await self.post_retrying(session, "/process-event", event)
+            if status == 202:
+                self.accept(event)
+            else:
+                self.counts[f"single_refused_{status}"] += 1
+
+    async def send_batches(self, session: aiohttp.ClientSession, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            batch = await queue.get()
+            if batch is None:
+                return
+            while batch:
+                status, data = await self.post_retrying(session, "/events", batch)
+                if status not in (202, 207):
+                    self.counts[f"batch_refused_{status}"] += len(batch)
+                    break
+                retry = []
+                for item in data["results"]:
+                    event = batch[item["index"]]
+                    if item["status"] == 202:
+                        self.accept(event)
+                    elif item["status"] == 503:
+                        retry.append(event)
+                    else:
+                        self.counts[f"batch_item_{item['status']}"] += 1
+                if retry:
+                    self.counts["batch_items_retried"] += len(retry)
+                    await asyncio.sleep(0.2)
+                batch = retry
+
+    def run_script(self, event: dict[str, Any]) -> None:
+        env = {
+            **os.environ,
+            "DEVOPS_EVENTS_SECRET_TOKEN": self.token,
+            "API_DEVOPS_EVENT_CATCHER": f"{self.gateway_url}/process-event",
+            "DEVOPS_EVENT_TIMEOUT": "120",
+        }
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "cicd_script/report_devops_event.py"), event["repo"], event["event"],
+             "--metadata", event["metadata"]],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        if result.returncode == 0 and result.stdout.startswith("event_id="):
+            event["event_id"] = result.stdout.strip().split("=", 1)[1]
+            self.accept(event)
+            self.counts["script_accepted"] += 1
+        else:
+            self.counts[f"script_exit_{result.returncode}"] += 1
+
+    async def send_scripts(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            event = await queue.get()
+            if event is None:
+                return
+            await asyncio.to_thread(self.run_script, event)
+
+    async def send_all(self) -> None:
+        cfg = self.config
+        events = [self.new_event(i) for i in range(cfg.events)]
+        scripts, rest = events[: cfg.scripts], events[cfg.scripts :]
+        cut = int(len(rest) * cfg.batch_share)
+        batched, singles = rest[:cut], rest[cut:]
+        single_q: asyncio.Queue[Any] = asyncio.Queue()
+        batch_q: asyncio.Queue[Any] = asyncio.Queue()
+        script_q: asyncio.Queue[Any] = asyncio.Queue()
+        # Interleave the three paths over time, so every fault hits every path.
+        for event in singles:
+            single_q.put_nowait(event)
+        for start in range(0, len(batched), cfg.batch_size):
+            batch_q.put_nowait(batched[start : start + cfg.batch_size])
+        for event in scripts:
+            script_q.put_nowait(event)
+        self.numbers_sent = {"scripts": len(scripts), "singles": len(singles), "batched": len(batched)}
+        headers = {"Authorization": f"Bearer {self.token}"}
+        sent = asyncio.Event()
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            self.session = session
+            chaos = asyncio.create_task(self.chaos(sent))
+            workers = [
+                *(self.send_singles(session, single_q) for _ in range(cfg.concurrency)),
+                *(self.send_batches(session, batch_q) for _ in range(2)),
+                *(self.send_scripts(script_q) for _ in range(SCRIPT_WORKERS)),
+            ]
+            for queue, n in ((single_q, cfg.concurrency), (batch_q, 2), (script_q, SCRIPT_WORKERS)):
+                for _ in range(n):
+                    queue.put_nowait(None)
+            reporter = asyncio.create_task(self._report_progress(sent))
+            await asyncio.gather(*workers)
+            sent.set()
+            await chaos
+            await reporter
+
+    async def _report_progress(self, sent: asyncio.Event) -> None:
+        while not sent.is_set():
+            try:
+                await asyncio.wait_for(sent.wait(), 10)
+            except TimeoutError:
+                progress(f"{len(self.accepted)}/{self.config.events} accepted")
+
+    # -- verification ------------------------------------------------------------------------------
+    def timestream_rows(self) -> list[dict[str, str]]:
+        from devstack.inspect import timestream_records
+
+        rows = []
+        records = timestream_records(
+            self.emulator_url, self.settings.devops_db_name, self.settings.devops_table_name
+        )
+        for record in records:
+            row = {d["Name"]: d["Value"] for d in record["Dimensions"]}
+            for measure in record.get("MeasureValues", []):
+                row[measure["Name"]] = measure["Value"]
+            rows.append(row)
+        return rows
+
+    def newrelic_ids(self) -> Counter[str]:
+        logs = _get_json(f"{self.standin_url}/__standin__/logs?api_key={self.api_key}")["logs"]
+        return Counter(str(log.get("event_id") or log.get("attributes", {}).get("event_id")) for log in logs)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        from devops_core.aws import boto_client
+
+        sqs = boto_client("sqs")
+        url = sqs.get_queue_url(QueueName=self.settings.dead_letter_queue_name)["QueueUrl"]
+        letters: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return letters
+            letters += [json.loads(message["Body"]) for message in messages]
+
+    def wait_settled(self) -> tuple[list[dict[str, str]], Counter[str]]:
+        """Until every accepted id is in Timestream and at New Relic, or the settle timeout."""
+        deadline = time.monotonic() + self.config.settle_timeout
+        wanted = set(self.accepted)
+        while True:
+            rows = self.timestream_rows()
+            stored = {row["event_id"] for row in rows}
+            nr = self.newrelic_ids()
+            missing_ts, missing_nr = len(wanted - stored), len(wanted - set(nr))
+            if (not missing_ts and not missing_nr) or time.monotonic() > deadline:
+                return rows, nr
+            progress(f"settling: {missing_ts} not yet in Timestream, {missing_nr} not yet at New Relic")
+            time.sleep(3)
+
+    def aggregator_counts(self) -> dict[str, int]:
+        from aggregator.app import build_aggregator
+        from aggregator.metrics import Window
+        from aggregator.state import scopes_of
+
+        aggregator = build_aggregator(self.settings)
+        window = Window.ending_at(datetime.now(UTC), self.settings.deployment_freq_timeframe_day)
+        repos = sorted({repo for repo, _ in self.accepted.values()})
+        scopes = sorted({scope for repo in repos for scope in scopes_of(repo)})
+        return {scope: sum(b.deploys for b in aggregator.state.buckets(scope, window)) for scope in scopes}
+
+    def verify(self, report: ChaosReport) -> None:
+        accepted = set(self.accepted)
+        rows, nr = self.wait_settled()
+        ours = [row for row in rows if not row.get("event", "").startswith("calc_")]
+        stored = Counter(row["event_id"] for row in ours)
+        calc_rows = [row for row in rows if row.get("event") == "calc_deployment_freq"]
+        missing_ts = accepted - set(stored)
+        unexpected = set(stored) - accepted
+        n = report.numbers
+        n.update(self.numbers_sent)
+        n["accepted"] = len(accepted)
+        n["timestream_raw_records"] = len(ours)
+        n["timestream_distinct_event_ids"] = len(stored)
+        n["timestream_redelivered_duplicates"] = len(ours) - len(stored)
+        n["timestream_missing"] = len(missing_ts)
+        n["timestream_unexpected_ids"] = len(unexpected)
+        n["timestream_calc_deployment_freq_records"] = len(calc_rows)
+        n["newrelic_logs"] = sum(nr[i] for i in accepted)
+        n["newrelic_distinct"] = len(accepted & set(nr))
+        n["newrelic_missing"] = len(accepted - set(nr))
+        n["newrelic_repeated"] = sum(nr[i] - 1 for i in accepted if nr[i] > 1)
+        report.checks.append(
+            Check(
+                "timestream exactly once after dedupe",
+                not missing_ts and not unexpected,
+                f"{len(accepted)} accepted, {len(stored)} distinct stored ({len(ours)} raw), "
+                f"{len(missing_ts)} missing, {len(unexpected)} unexpected",
+            )
+        )
+        report.checks.append(
+            Check(
+                "new relic at least once",
+                not (accepted - set(nr)),
+                f"{n['newrelic_distinct']}/{len(accepted)} present, {n['newrelic_logs']} logs",
+            )
+        )
+
+        true_deploys: Counter[str] = Counter()
+        for repo, kind in self.accepted.values():
+            if kind == "deploy":
+                true_deploys[repo] += 1
+                true_deploys["ALL"] += 1
+        deadline = time.monotonic() + 60
+        while True:  # the aggregator may still be on its last batches
+            state = self.aggregator_counts()
+            if state == dict(true_deploys) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        emitted: dict[str, int] = {}
+        for row in self.timestream_rows():
+            if row.get("event") == "calc_deployment_freq" and row.get("metadata"):
+                count = json.loads(row["metadata"]).get("count") or 0
+                emitted[row["repo"]] = max(emitted.get(row["repo"], 0), count)
+        n["true_deploys"] = dict(sorted(true_deploys.items()))
+        n["aggregator_state_deploys"] = dict(sorted(state.items()))
+        n["aggregator_emitted_max_count"] = dict(sorted(emitted.items()))
+        report.checks.append(
+            Check(
+                "aggregator counts = true counts",
+                state == dict(true_deploys) and emitted == dict(true_deploys),
+                f"state {'==' if state == dict(true_deploys) else '!='} sent, latest calc_deployment_freq "
+                f"{'==' if emitted == dict(true_deploys) else '!='} sent (ALL: sent {true_deploys['ALL']}, "
+                f"state {state.get('ALL')}, emitted {emitted.get('ALL')})",
+            )
+        )
+
+        letters = self.dead_letters()
+        by_app: Counter[str] = Counter()
+        sequences: dict[str, set[tuple[str, str]]] = {"consumer": set(), "aggregator": set()}
+        foreign = 0
+        for letter in letters:
+            app = "aggregator" if "application" in letter else "consumer"
+            by_app[app] += 1
+            key = (str(letter.get("shard_id")), str(letter.get("sequence_number")))
+            sequences[app].add(key)
+            if key not in self.poison_sequences:
+                foreign += 1
+        n["poison_put"] = len(self.poison_sequences)
+        n["dlq_messages"] = len(letters)
+        n["dlq_by_application"] = dict(by_app)
+        n["dlq_not_poison"] = foreign
+        report.checks.append(
+            Check(
+                "dead-letter queue = the poison records",
+                foreign == 0 and all(seqs == self.poison_sequences for seqs in sequences.values()),
+                f"{len(self.poison_sequences)} poisoned; consumer letters {by_app['consumer']} "
+                f"({len(sequences['consumer'])} distinct), aggregator letters {by_app['aggregator']} "
+                f"({len(sequences['aggregator'])} distinct), {foreign} for other records",
+            )
+        )
+
+    def gather_fault_counts(self, report: ChaosReport) -> None:
+        report.numbers["proxy_faults"] = {
+            k: v for k, v in _get_json(f"{self.proxy_url}/__faults__").items() if not k.startswith("calls:")
+        }
+        report.numbers["newrelic_standin"] = _get_json(f"{self.standin_url}/__standin__/counts")
+        report.numbers["client"] = dict(self.counts)
+
+
+def run(config: ChaosConfig) -> ChaosReport:
+    experiment = Experiment(config)
+    report = ChaosReport(log_dir=experiment.log_dir)
+    started = time.monotonic()
+    try:
+        experiment.start_stack()
+        asyncio.run(experiment.send_all())
+        report.numbers["send_seconds"] = round(time.monotonic() - started, 1)
+        progress(f"{len(experiment.accepted)} accepted in {report.numbers['send_seconds']} s; verifying")
+        experiment.verify(report)
+        experiment.gather_fault_counts(report)
+    finally:
+        experiment.stop_stack()
+        report.numbers["client"] = dict(experiment.counts)
+        report.numbers["total_seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def parse_args(argv: list[str] | None) -> ChaosConfig:
+    parser = argparse.ArgumentParser(
+        prog="bench/chaos/run.py",
+        description="Zero-loss experiment on the real local stack (separate processes) under injected "
+        "faults; prints counts and exits 1 if any check fails.",
+    )
+    defaults = ChaosConfig()
+    parser.add_argument("--events", type=int, default=defaults.events, help="events to send (%(default)s)")
+    parser.add_argument(
+        "--scripts",
+        type=int,
+        default=defaults.scripts,
+        help="of them via the CI script (%(default)s)",
+    )
+    parser.add_argument("--poison", type=int, default=defaults.poison, help="poison records (%(default)s)")
+    parser.add_argument("--repos", type=int, default=defaults.repos, help="repositories (%(default)s)")
+    parser.add_argument(
+        "--settle-timeout", type=float, default=defaults.settle_timeout, help="seconds (%(default)s)"
+    )
+    parser.add_argument("--log-dir", type=Path, help="processes' JSON logs (default: a temp dir)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    return ChaosConfig(
+        events=args.events,
+        scripts=args.scripts,
+        poison=args.poison,
+        repos=args.repos,
+        settle_timeout=args.settle_timeout,
+        log_dir=args.log_dir,
+        seed=args.seed,
+    )
+
+
+def print_report(report: ChaosReport) -> None:
+    print(json.dumps(report.numbers, indent=2, sort_keys=True))
+    for check in report.checks:
+        print(f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    n = report.numbers
+    print(
+        f"SUMMARY chaos: {n.get('accepted')} accepted, Timestream {n.get('timestream_distinct_event_ids')} "
+        f"distinct / {n.get('timestream_raw_records')} raw, New Relic {n.get('newrelic_distinct')} "
+        f"distinct / {n.get('newrelic_logs')} logs, DLQ {n.get('dlq_messages')} for "
+        f"{n.get('poison_put')} poison, {n.get('total_seconds')} s: {'PASS' if report.ok else 'FAIL'}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run(parse_args(argv))
+    print_report(report)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
