@@ -62,6 +62,31 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+def start_gateway(stream: str, secret: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m producer`` on a free port for ``stream``/``secret``; returns it and its URL once
+    /healthz answers. The per-token rate limit stays in the path but far above any offered load
+    (one token drives all of a benchmark's traffic)."""
+    from devstack.emulator import free_port
+
+    port = free_port()
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "producer", "--port", str(port)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEVOPS_STREAM_NAME": stream,
+            "SECRET_STORE_NAME": secret,
+            "RATE_LIMIT_PER_SECOND": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            **env,
+        },
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz")
+    return gateway, url
+
+
 def percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")

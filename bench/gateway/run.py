@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
 
-from bench.common import AWS_ENV, ROOT, percentile, progress, start_announcing, wait_http
+from bench.common import AWS_ENV, percentile, progress, start_announcing, start_gateway
 
 
 def parse_args() -> argparse.Namespace:
@@ -134,25 +134,9 @@ def main() -> int:
         progress(f"baseline: {args.baseline_events} PutRecord calls from {args.concurrency} threads")
         baseline = baseline_put_record(baseline_stream, args.baseline_events, args.concurrency)
 
-        port = free_port()
-        import subprocess
-
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "producer", "--port", str(port)],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DEVOPS_STREAM_NAME": settings.devops_stream_name,
-                "SECRET_STORE_NAME": settings.secret_store_name,
-                "LOG_LEVEL": "WARNING",
-                # One token drives all the load: keep the per-token limit in the path but out of reach.
-                "RATE_LIMIT_PER_SECOND": "1000000",
-                "RATE_LIMIT_BURST": "1000000",
-            },
-            stderr=subprocess.DEVNULL,
+        gateway, url = start_gateway(
+            settings.devops_stream_name, settings.secret_store_name, LOG_LEVEL="WARNING"
         )
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/healthz")
         asyncio.run(drive_gateway(url, resources.token, 500, args.concurrency))  # warm-up
         progress(f"gateway: {args.events} events from {args.concurrency} concurrent clients")
         cpu_before = cpu_seconds(gateway.pid)

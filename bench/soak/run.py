@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
 
-from bench.common import AWS_ENV, ROOT, percentile, progress, start_announcing, wait_http
+from bench.common import AWS_ENV, percentile, progress, start_announcing, start_gateway
 
 FLAT_TOLERANCE = 0.10
 
@@ -172,22 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         suffix = uuid.uuid4().hex[:8]
         settings = Settings(devops_stream_name=f"soak-{suffix}", secret_store_name=f"soak-{suffix}")
         token = provision(settings, shard_count=4).token
-        port = free_port()
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "producer", "--port", str(port)],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DEVOPS_STREAM_NAME": settings.devops_stream_name,
-                "SECRET_STORE_NAME": settings.secret_store_name,
-                # Far above the offered load, so the limiter runs on every request but never refuses.
-                "RATE_LIMIT_PER_SECOND": "1000000",
-                "RATE_LIMIT_BURST": "1000000",
-            },
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/healthz")
+        gateway, url = start_gateway(settings.devops_stream_name, settings.secret_store_name)
         progress(
             f"soak: {args.rate:.0f} events/s target, {args.concurrency} connections, "
             f"{args.duration:.0f} s, sample every {args.interval:.0f} s, gateway pid {gateway.pid}"
