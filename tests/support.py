@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,3 +84,70 @@ class Stack:
     @property
     def token(self) -> str:
         return self.resources.token
+
+
+@dataclass
+class LocalStackProcess:
+    """`make run` (``python -m devstack``) as a child in its own process group, on free ports."""
+
+    process: subprocess.Popen[str]
+    gateway: str
+    emulator: str
+    token: str
+    newrelic: str | None
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def start_local_stack(*extra_args: str, timeout: float = 90) -> LocalStackProcess:
+    """Start the local stack and read its banner (token, stand-in URL) up to the Ctrl-C line."""
+    from devstack.emulator import free_port
+
+    gateway_port, emulator_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "DEVOPS_EVENTS"))}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "--gateway-port",
+            str(gateway_port),
+            "--emulator-port",
+            str(emulator_port),
+            *extra_args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group: stoppable as a whole, provably left empty
+    )
+    assert process.stdout is not None
+    token = newrelic = None
+    deadline = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise TimeoutError(f"python -m devstack was not ready within {timeout:.0f} s")
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError("python -m devstack exited before it was ready")
+        if match := re.search(r"export DEVOPS_EVENTS_SECRET_TOKEN=(\S+)", line):
+            token = match.group(1)
+        if match := re.search(r"New Relic stand-in: (\S+)", line):
+            newrelic = match.group(1)
+        if "Ctrl-C" in line:
+            break
+    assert token, "no token in the banner"
+    return LocalStackProcess(
+        process, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{emulator_port}", token, newrelic
+    )

@@ -4,82 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from devstack.emulator import free_port
-from tests.support import ROOT
-
-
-@dataclass
-class LocalStack:
-    process: subprocess.Popen[str]
-    gateway: str
-    emulator: str
-    token: str
-    newrelic: str
-
-
-def _read_banner(process: subprocess.Popen[str], timeout: float = 90) -> dict[str, str]:
-    assert process.stdout is not None
-    found: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and "ctrl" not in found:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("make run exited before it was ready")
-        if match := re.search(r"export DEVOPS_EVENTS_SECRET_TOKEN=(\S+)", line):
-            found["token"] = match.group(1)
-        if match := re.search(r"New Relic stand-in: (\S+)", line):
-            found["newrelic"] = match.group(1)
-        if "Ctrl-C" in line:
-            found["ctrl"] = "yes"
-    return found
+from tests.support import LocalStackProcess, start_local_stack
 
 
 @pytest.fixture(scope="module")
-def local_stack() -> Iterator[LocalStack]:
-    gateway_port, emulator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "DEVOPS_EVENTS"))}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack",
-            "--gateway-port",
-            str(gateway_port),
-            "--emulator-port",
-            str(emulator_port),
-            "--newrelic-standin",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,  # its own process group, so we can prove nothing is left behind
-    )
-    banner = _read_banner(process)
-    yield LocalStack(
-        process,
-        f"http://127.0.0.1:{gateway_port}",
-        f"http://127.0.0.1:{emulator_port}",
-        banner["token"],
-        banner["newrelic"],
-    )
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
+def local_stack() -> Iterator[LocalStackProcess]:
+    stack = start_local_stack("--newrelic-standin")
+    yield stack
+    stack.stop(signal.SIGKILL)
 
 
-def post_event(stack: LocalStack, body: dict) -> dict:
+def post_event(stack: LocalStackProcess, body: dict) -> dict:
     request = urllib.request.Request(
         f"{stack.gateway}/process-event",
         data=json.dumps(body).encode(),
@@ -91,7 +33,7 @@ def post_event(stack: LocalStack, body: dict) -> dict:
 
 
 def test_event_posted_to_the_local_gateway_is_in_the_local_stream(
-    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStackProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     accepted = post_event(local_stack, {"repo": "demo", "event": "deploy", "metadata": "v1"})
     monkeypatch.setenv("AWS_ENDPOINT_URL", local_stack.emulator)
@@ -113,13 +55,15 @@ def _wait_for(predicate, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def _newrelic_event_ids(stack: LocalStack) -> set[str]:
+def _newrelic_event_ids(stack: LocalStackProcess) -> set[str]:
     with urllib.request.urlopen(f"{stack.newrelic}/__standin__/logs", timeout=5) as response:
         logs = json.load(response)["logs"]
     return {log.get("attributes", {}).get("event_id") or log.get("event_id") for log in logs}
 
 
-def test_event_reaches_timestream_and_new_relic_within_two_seconds(local_stack: LocalStack) -> None:
+def test_event_reaches_timestream_and_new_relic_within_two_seconds(
+    local_stack: LocalStackProcess,
+) -> None:
     from devstack.inspect import timestream_records
 
     accepted = post_event(local_stack, {"repo": "demo", "event": "push", "metadata": "e2e"})
@@ -133,7 +77,7 @@ def test_event_reaches_timestream_and_new_relic_within_two_seconds(local_stack: 
     _wait_for(lambda: event_id in _newrelic_event_ids(local_stack), timeout=2.0)
 
 
-def test_sigterm_stops_everything_within_seconds(local_stack: LocalStack) -> None:
+def test_sigterm_stops_everything_within_seconds(local_stack: LocalStackProcess) -> None:
     started = time.monotonic()
     local_stack.process.send_signal(signal.SIGTERM)
     assert local_stack.process.wait(timeout=20) == 0

@@ -5,16 +5,10 @@ compared with GET /metrics, operated by keyboard only, and photographed into tes
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -23,8 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from devstack.emulator import free_port
-from tests.support import ROOT
+from tests.support import ROOT, LocalStackProcess, start_local_stack
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -41,59 +34,17 @@ LAUNCH_ARGS = [
 METRICS = ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_time")
 
 
-@dataclass
-class RunningStack:
-    process: subprocess.Popen[str]
-    url: str
-    token: str
-
-
 @pytest.fixture(scope="module")
-def devstack() -> Iterator[RunningStack]:
-    """`make run` as a child process: emulator, gateway, consumer and aggregator on free ports."""
-    gateway_port, emulator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "DEVOPS_EVENTS"))}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack",
-            "--gateway-port",
-            str(gateway_port),
-            "--emulator-port",
-            str(emulator_port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    token = None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("python -m devstack exited before it was ready")
-        if match := re.search(r"export DEVOPS_EVENTS_SECRET_TOKEN=(\S+)", line):
-            token = match.group(1)
-        if "Ctrl-C" in line:
-            break
-    assert token, "no token in the banner"
-    yield RunningStack(process, f"http://127.0.0.1:{gateway_port}", token)
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def devstack() -> Iterator[LocalStackProcess]:
+    """`make run` (python -m devstack) as a child process: emulator, gateway, consumer and aggregator."""
+    stack = start_local_stack()
+    yield stack
+    stack.stop()
 
 
-def call(stack: RunningStack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(stack: LocalStackProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     request = urllib.request.Request(
-        stack.url + path,
+        stack.gateway + path,
         method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"},
@@ -136,7 +87,7 @@ def seed_events(now: datetime) -> tuple[list[dict[str, Any]], int, int]:
 
 
 @pytest.fixture(scope="module")
-def seeded(devstack: RunningStack) -> dict[str, Any]:
+def seeded(devstack: LocalStackProcess) -> dict[str, Any]:
     now = datetime.now(UTC) - timedelta(minutes=1)
     events, deploys, samples = seed_events(now)
     status, result = call(devstack, "POST", "/events", events)
@@ -201,7 +152,7 @@ def focused(page: Page) -> str:
 
 
 def test_dashboard_shows_the_api_numbers_and_works_by_keyboard(
-    devstack: RunningStack, seeded: dict[str, Any], tmp_path: Path
+    devstack: LocalStackProcess, seeded: dict[str, Any], tmp_path: Path
 ) -> None:
     assert Path(CHROMIUM).exists(), "needs Debian's chromium: make system-tools installs it"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -220,7 +171,7 @@ def test_dashboard_shows_the_api_numbers_and_works_by_keyboard(
             page.on("request", lambda r: requests.append(r.url))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(devstack.url + "/dashboard")
+            page.goto(devstack.gateway + "/dashboard")
 
             # The token is asked for once, with the focus already in the field.
             assert page.locator("#login").is_visible()
@@ -315,4 +266,4 @@ def test_dashboard_shows_the_api_numbers_and_works_by_keyboard(
     # The one expected error: the browser's own log line for the wrong token's 401.
     assert [e for e in errors if "status of 401" not in e] == [], errors
     assert len(errors) == 1, errors
-    assert all(url.startswith(devstack.url) for url in requests), "only the gateway's origin (no CDN)"
+    assert all(url.startswith(devstack.gateway) for url in requests), "only the gateway's origin (no CDN)"
