@@ -27,6 +27,7 @@ from producer.state import (
     OPENAPI,
     RATE_LIMITER,
     READY_CACHE,
+    SECRETS_CLIENT,
     SETTINGS,
     TOKENS,
 )
@@ -37,14 +38,18 @@ logger = logging.getLogger(__name__)
 
 
 async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
-    """One connection-pooled Kinesis client for writes, one fail-fast client for readiness probes."""
+    """One connection-pooled Kinesis client for writes, one fail-fast client for readiness probes, and
+    one Secrets Manager client shared by the token store and the webhook secret store."""
     session = get_session()
     write_config = client_config(max_attempts=3, connect_timeout=2, read_timeout=5, max_pool_connections=16)
     probe_config = client_config(max_attempts=1, connect_timeout=1, read_timeout=2)
+    secrets_config = client_config(max_attempts=2, connect_timeout=2, read_timeout=5)
     async with (
         aio_client("kinesis", config=write_config, session=session) as kinesis,
         aio_client("kinesis", config=probe_config, session=session) as probe,
+        aio_client("secretsmanager", config=secrets_config, session=session) as secrets,
     ):
+        app[SECRETS_CLIENT] = secrets
         app[KINESIS_CLIENT] = kinesis
         app[HEALTH_CLIENT] = probe
         yield
@@ -58,18 +63,16 @@ async def _token_store(app: web.Application) -> AsyncIterator[None]:
         app[TOKENS] = store
         yield
         return
-    probe_config = client_config(max_attempts=2, connect_timeout=2, read_timeout=5)
-    async with aio_client("secretsmanager", config=probe_config) as secrets:
-        store = TokenStore(
-            secret_id=settings.secret_store_name,
-            fetch_secret=secrets.get_secret_value,
-            refresh_seconds=settings.token_refresh_seconds,
-        )
-        await store.start()
-        app[TOKENS] = store
-        logger.info("auth configured", extra={"token_source": store.source, "loaded": store.loaded})
-        yield
-        await store.stop()
+    store = TokenStore(
+        secret_id=settings.secret_store_name,
+        fetch_secret=app[SECRETS_CLIENT].get_secret_value,
+        refresh_seconds=settings.token_refresh_seconds,
+    )
+    await store.start()
+    app[TOKENS] = store
+    logger.info("auth configured", extra={"token_source": store.source, "loaded": store.loaded})
+    yield
+    await store.stop()
 
 
 async def _batcher(app: web.Application) -> AsyncIterator[None]:

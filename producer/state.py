@@ -20,6 +20,7 @@ __all__ = [
     "OPENAPI",
     "RATE_LIMITER",
     "READY_CACHE",
+    "SECRETS_CLIENT",
     "SETTINGS",
     "TOKENS",
 ]
@@ -31,6 +32,7 @@ KINESIS_CLIENT = web.AppKey("kinesis_client", Any)
 HEALTH_CLIENT = web.AppKey("health_client", Any)
 OPENAPI = web.AppKey("openapi", dict)
 READY_CACHE = web.AppKey("ready_cache", dict)
+SECRETS_CLIENT = web.AppKey("secrets_client", Any)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Per request: the hash naming the caller's token (never the token itself).
 CALLER = web.RequestKey("caller", str)

@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from devops_core.aws import aio_client, client_config
 from devops_core.events import DevOpsEvent, describe_validation_error
 from producer.batcher import KinesisUnavailable, PutResult
 from producer.errors import ApiError
@@ -28,7 +27,7 @@ from producer.github.parsers import Delivery, Ignored, MappingConfig, describe_p
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
 from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from producer.limits import body_deadline
-from producer.state import BATCHER, SETTINGS
+from producer.state import BATCHER, SECRETS_CLIENT, SETTINGS
 
 __all__ = ["DELIVERIES", "WEBHOOK_PATH", "WEBHOOK_SECRETS", "github_webhook", "setup_github_webhooks"]
 
@@ -192,25 +191,23 @@ async def _secret_store(app: web.Application) -> AsyncIterator[None]:
         logger.info("github webhooks enabled", extra={"secret_source": "environment"})
         yield
         return
-    config = client_config(max_attempts=2, connect_timeout=2, read_timeout=5)
-    async with aio_client("secretsmanager", config=config) as secrets:
-        store = WebhookSecretStore(
-            secret_id=settings.secret_store_name,
-            fetch_secret=secrets.get_secret_value,
-            refresh_seconds=settings.token_refresh_seconds,
-        )
-        await store.start()
-        app[WEBHOOK_SECRETS] = store
-        logger.info(
-            "github webhooks " + ("enabled" if store.configured else "disabled until a secret is set"),
-            extra={
-                "secret_source": "secretsmanager",
-                "secret_id": settings.secret_store_name,
-                "key": SECRET_KEY,
-            },
-        )
-        yield
-        await store.stop()
+    store = WebhookSecretStore(
+        secret_id=settings.secret_store_name,
+        fetch_secret=app[SECRETS_CLIENT].get_secret_value,  # the gateway's one Secrets Manager client
+        refresh_seconds=settings.token_refresh_seconds,
+    )
+    await store.start()
+    app[WEBHOOK_SECRETS] = store
+    logger.info(
+        "github webhooks " + ("enabled" if store.configured else "disabled until a secret is set"),
+        extra={
+            "secret_source": "secretsmanager",
+            "secret_id": settings.secret_store_name,
+            "key": SECRET_KEY,
+        },
+    )
+    yield
+    await store.stop()
 
 
 def setup_github_webhooks(app: web.Application) -> None:
