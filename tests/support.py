@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devops_core.settings import Settings
 from devstack.resources import ProvisionResult
@@ -151,3 +152,32 @@ def start_local_stack(*extra_args: str, timeout: float = 90) -> LocalStackProces
     return LocalStackProcess(
         process, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{emulator_port}", token, newrelic
     )
+
+
+class KclChild:
+    """A record-processor process driven over the MultiLangDaemon's line protocol (JSON lines on
+    stdin/stdout), as the Java daemon drives it."""
+
+    def __init__(self, module: str, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        assert self.process.stdout
+        line = self.process.stdout.readline()
+        while line == "\n":  # the KCL's writer frames each message with newlines
+            line = self.process.stdout.readline()
+        assert line, self.process.stderr.read() if self.process.stderr else "the child closed stdout"
+        return dict(json.loads(line))

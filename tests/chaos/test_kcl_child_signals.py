@@ -5,20 +5,16 @@ deliver stops retrying on the signal and is not checkpointed (it will be redeliv
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from typing import Any
 
 from aggregator.app import build_processor
 from devstack.emulator import free_port
 from tests.aggregator.test_aggregator_processor import Checkpointer, kcl_record, now_event, process_with
 from tests.consumer.consumer_helpers import make_event
-from tests.support import ROOT, Stack
+from tests.support import KclChild, Stack
 
 
 def test_consumer_child_survives_sigterm_and_does_not_checkpoint_an_undelivered_batch(stack: Stack) -> None:
@@ -33,30 +29,8 @@ def test_consumer_child_survives_sigterm_and_does_not_checkpoint_an_undelivered_
         "CONSUMER_MAX_BACKOFF_SECONDS": "1",
     }
     env.pop("LOGGER_API_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "consumer.kcl_app"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    assert process.stdin
-    assert process.stdout
-
-    def send(message: dict[str, Any]) -> None:
-        assert process.stdin
-        process.stdin.write(json.dumps(message) + "\n")
-        process.stdin.flush()
-
-    def receive() -> dict[str, Any]:
-        assert process.stdout
-        line = process.stdout.readline()
-        while line == "\n":
-            line = process.stdout.readline()
-        assert line, "the child closed stdout"
-        return dict(json.loads(line))
+    child = KclChild("consumer.kcl_app", env)
+    process, send, receive = child.process, child.send, child.receive
 
     try:
         send(
@@ -84,6 +58,7 @@ def test_consumer_child_survives_sigterm_and_does_not_checkpoint_an_undelivered_
         assert process.poll() is None
         send({"action": "shutdownRequested"})
         assert receive() == {"action": "status", "responseFor": "shutdownRequested"}
+        assert process.stdin
         process.stdin.close()
         assert process.wait(20) == 0
     finally:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
-import subprocess
-import sys
 import time
 
 from devstack.inspect import timestream_records
 from tests.consumer.consumer_helpers import make_event, standin_logs
-from tests.support import ROOT
+from tests.support import KclChild
 
 
 def _record(data: bytes, sequence: str) -> dict:
@@ -36,28 +33,8 @@ def test_daemon_protocol_round_trip(emulator, consumer_settings, newrelic_standi
         "LOGGER_API_KEY": api_key,
         "NEW_RELIC_LOG_ENDPOINT": settings.new_relic_url,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "consumer.kcl_app"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    assert process.stdin
-    assert process.stdout
-
-    def send(message: dict) -> None:
-        process.stdin.write(json.dumps(message) + "\n")
-        process.stdin.flush()
-
-    def receive() -> dict:
-        line = process.stdout.readline()
-        while line == "\n":  # the KCL's writer frames each message with newlines
-            line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        return json.loads(line)
+    child = KclChild("consumer.kcl_app", env)
+    process, send, receive = child.process, child.send, child.receive
 
     events = [make_event() for _ in range(3)]
     try:
@@ -85,6 +62,7 @@ def test_daemon_protocol_round_trip(emulator, consumer_settings, newrelic_standi
         send({"action": "checkpoint", "sequenceNumber": "SHARD_END", "subSequenceNumber": 0})
         assert receive() == {"action": "status", "responseFor": "shardEnded"}
     finally:
+        assert process.stdin
         process.stdin.close()
         process.wait(15)
     assert process.returncode == 0
