@@ -30,7 +30,8 @@ class RecordingProcessor(RecordProcessorBase):
         payload = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
         fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, payload)
+            while payload:
+                payload = payload[os.write(fd, payload) :]
         finally:
             os.close(fd)
 
@@ -73,9 +74,13 @@ class RecordingProcessor(RecordProcessorBase):
 
 
 def read_events(output: Path) -> list[dict[str, Any]]:
+    """Complete lines only: a reader polling while a processor appends may see half a line, which
+    is not yet an event (a write(2) to a regular file is atomic for appenders, not for readers)."""
     if not output.exists():
         return []
-    return [json.loads(line) for line in output.read_text().splitlines() if line]
+    text = output.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line]
 
 
 def main() -> None:
