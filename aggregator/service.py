@@ -75,10 +75,13 @@ class Aggregator:
             )
         # One emit per scope per batch, caused by the batch's latest trigger of that scope;
         # duplicates trigger too, since a redelivery may be the retry of a batch whose emit failed.
+        # A push that completed the lead time of an already counted deploy triggers too.
         causes: dict[str, DevOpsEvent] = {}
         window = Window.ending_at(self._clock(), self._window_days)
+        lead_pushes = set(applied.lead_pushes.values())
         for event in sorted(events, key=lambda e: (e.time, e.event_id)):
-            if event.event in _TRIGGERS and not window.is_too_old(event.time):
+            triggers = event.event in _TRIGGERS or event.event_id in lead_pushes
+            if triggers and not window.is_too_old(event.time):
                 for scope in scopes_of(event.repo):
                     causes[scope] = event
         metric_events = [
@@ -93,6 +96,7 @@ class Aggregator:
                 "records": len(events),
                 "counted": applied.counted,
                 "pushes": applied.pushes,
+                "late_lead_samples": applied.late_lead_samples,
                 "too_old": applied.too_old,
                 "ignored": applied.ignored + internal,
                 "writes": applied.writes,

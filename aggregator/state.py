@@ -9,6 +9,8 @@ pk                     sk                           what
 ``b#<scope>``          ``d#<YYYY-MM-DD>#<shard>``   day bucket: string sets ``deploys``, ``failures``,
                                                     ``lead`` (``id=seconds``), ``rec`` (``id=seconds``)
 ``p#<repo>#<sha>``     ``-``                        ``t``: time of the earliest push of ``sha``
+``s#<repo>#<sha>``     ``-``                        ``deploys``: set of ``<time_ms>#<event_id>``, the
+                                                    deploys of ``sha`` (matched by a later push)
 ``f#<repo>``           ``-``                        ``open``: set of ``<time_ms>#<event_id>`` failures
                                                     not yet restored
 ``repos``              ``<repo>``                   repos seen lately (for the periodic emit)
@@ -20,7 +22,8 @@ Exactly once, without transactions: a day bucket counts *event ids*, kept in Dyn
 that grow by ``UpdateItem ... ADD`` (set union). Adding an id that is already there changes
 nothing, so a redelivered event, a replayed batch or two tasks racing on the same records can
 never count an event twice, and every write is idempotent. Lead-time and recovery samples are
-set members too, keyed by the event that produced them (read side keeps one sample per key).
+set members too, keyed by the event that produced them (read side keeps one sample per key: the
+largest, i.e. the one measured from the earliest push).
 All the events of a batch that fall in one (scope, day) become ONE UpdateItem, pushes are written
 with BatchWriteItem, and every read is a BatchGetItem of known keys (no Query on the hot path:
 moto's Query sorts the whole table, and DynamoDB bills a BatchGetItem key like a GetItem). That is
@@ -28,6 +31,10 @@ what makes the aggregator faster than one conditional write per event (docs/aggr
 
 Pushes keep the earliest time per (repo, sha) by read-then-write within a batch: safe because the
 partition key is the repo, so one shard (one processor) sees all pushes of a repo, in order.
+Out-of-order pairs still match: every deploy with a sha is also recorded under ``s#<repo>#<sha>``,
+and every push of that sha re-derives the samples of the deploys recorded there (read in the same
+BatchGetItem as the push item). A push that arrives after its deploy, or an earlier push that
+arrives after a later one, so gives the same samples as in-order delivery.
 
 Limits: a bucket item holds at most 400 KB, i.e. ~5,000 deploys per scope and day; the ALL scope
 is spread over ``ALL_SHARDS`` items per day (by event id) for ~40,000.
@@ -71,12 +78,17 @@ class _Plan:
     sets: dict[tuple[str, date, int], dict[str, set[str]]]
     opened: dict[str, set[str]]
     closed: dict[str, set[str]]
+    deployed: dict[tuple[str, str], set[str]]  # (repo, sha) -> deploys of the sha, as `ms#event_id`
+    late_lead_samples: int
+    lead_pushes: dict[str, str]
 
 
 @dataclass
 class ApplyResult:
     counted: int = 0  # deploy, deploy_failed and service_restored events written (new or not)
     pushes: int = 0
+    late_lead_samples: int = 0  # samples of already recorded deploys, derived from this batch's pushes
+    lead_pushes: dict[str, str] = field(default_factory=dict)  # repo -> latest push giving such samples
     too_old: int = 0
     ignored: int = 0
     writes: int = 0  # DynamoDB write calls
@@ -146,10 +158,13 @@ class StateRepository:
         plan = self._plan(ordered, window)
         result.pushes = sum(1 for e in ordered if e.event == EventType.PUSH)
         result.counted = len(ordered) - result.pushes
+        result.late_lead_samples = plan.late_lead_samples
+        result.lead_pushes = plan.lead_pushes
         # Order matters only for open failures: samples are recorded before a failure is closed,
         # so a crash in between re-derives the same samples on redelivery.
         result.writes += self._batch_write([{"PutRequest": {"Item": item}} for item in plan.puts])
         result.writes += self._update_failures(plan.opened, "ADD")
+        result.writes += self._update_deployed(plan.deployed)
         result.writes += self._update_buckets(plan.sets)
         result.writes += self._update_failures(plan.closed, "DELETE")
         if result.too_old:
@@ -160,6 +175,7 @@ class StateRepository:
     def _plan(self, events: list[DevOpsEvent], window: Window) -> _Plan:
         """Events (in time order) -> items to put, set members per bucket, failures opened/closed."""
         sha_keys = {_key(f"p#{e.repo}#{e.sha}") for e in events if e.sha and e.event in _SHA_EVENTS}
+        sha_keys |= {_key(f"s#{e.repo}#{e.sha}") for e in events if e.sha and e.event == EventType.PUSH}
         restored = {_key(f"f#{e.repo}") for e in events if e.event == EventType.SERVICE_RESTORED}
         stored = self._batch_get([*sha_keys, *restored])
         stored_push: dict[tuple[str, str | None], int] = {}
@@ -175,17 +191,25 @@ class StateRepository:
         new_failures: dict[str, set[str]] = defaultdict(set)
         closed_failures: dict[str, set[str]] = defaultdict(set)
         sets: dict[tuple[str, date, int], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        deployed: dict[tuple[str, str], set[str]] = defaultdict(set)
+        pushed_by: dict[tuple[str, str], DevOpsEvent] = {}
 
         def add(event: DevOpsEvent, name: str, member: str) -> None:
-            for scope in scopes_of(event.repo):
-                sets[(scope, day_of(event.time), _shard(scope, event.event_id))][name].add(member)
+            add_at(event.repo, event.time, event.event_id, name, member)
+
+        def add_at(repo: str, moment: datetime, event_id: str, name: str, member: str) -> None:
+            for scope in scopes_of(repo):
+                sets[(scope, day_of(moment), _shard(scope, event_id))][name].add(member)
 
         for event in events:
             if event.event == EventType.PUSH:
                 key = (event.repo, event.sha)
                 push_times[key] = min(push_times.get(key, event.time_ms), event.time_ms)
+                pushed_by[(event.repo, str(event.sha))] = event
             elif event.event == EventType.DEPLOY:
                 add(event, "deploys", event.event_id)
+                if event.sha:
+                    deployed[(event.repo, event.sha)].add(_ms_key(event.time, event.event_id))
                 pushed = push_times.get((event.repo, event.sha)) if event.sha else None
                 if pushed is not None and pushed <= event.time_ms:
                     add(event, "lead", _sample(event.event_id, (event.time_ms - pushed) / 1000))
@@ -214,6 +238,21 @@ class StateRepository:
                     "seen": {"S": window.today.isoformat()},
                     "expires_at": {"N": str(_epoch(window.today, self._keep_days))},
                 }
+        late_lead_samples = 0
+        lead_pushes: dict[str, str] = {}
+        for (repo, sha), push in pushed_by.items():  # deploys recorded before this batch's pushes
+            first_push = push_times[(repo, sha)]
+            members = stored.get((f"s#{repo}#{sha}", "-"), {}).get("deploys", {}).get("SS", [])
+            for member in members:
+                ms_text, deploy_id = member.split("#", 1)
+                deploy_ms = int(ms_text)
+                deploy_time = datetime.fromtimestamp(deploy_ms / 1000, UTC)
+                if deploy_ms < first_push or window.is_too_old(deploy_time):
+                    continue
+                sample = _sample(deploy_id, (deploy_ms - first_push) / 1000)
+                add_at(repo, deploy_time, deploy_id, "lead", sample)
+                late_lead_samples += 1
+                lead_pushes[repo] = push.event_id
         for (repo, sha), ms in push_times.items():
             if ms < stored_push.get((repo, sha), ms + 1):  # new, or earlier than the stored push
                 puts[(f"p#{repo}#{sha}", "-")] = {
@@ -222,7 +261,31 @@ class StateRepository:
                     "t": {"N": str(ms)},
                     "expires_at": {"N": str(int(ms / 1000) + self._retention_days * 86400)},
                 }
-        return _Plan(list(puts.values()), sets, dict(new_failures), dict(closed_failures))
+        return _Plan(
+            list(puts.values()),
+            sets,
+            dict(new_failures),
+            dict(closed_failures),
+            dict(deployed),
+            late_lead_samples,
+            lead_pushes,
+        )
+
+    def _update_deployed(self, deployed: dict[tuple[str, str], set[str]]) -> int:
+        """ADD the deploys of each sha (set union: idempotent), for pushes that arrive later."""
+
+        def update(key: tuple[str, str]) -> None:
+            repo, sha = key
+            expires = int(self._clock().timestamp()) + self._retention_days * 86400
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"s#{repo}#{sha}"}, "sk": {"S": "-"}},
+                UpdateExpression="SET expires_at = :exp ADD deploys :d",
+                ExpressionAttributeValues={":d": {"SS": sorted(deployed[key])}, ":exp": {"N": str(expires)}},
+            )
+
+        list(self._map(update, list(deployed)))
+        return len(deployed)
 
     def _update_failures(self, failures: dict[str, set[str]], action: str) -> int:
         """ADD newly opened / DELETE closed failures: set operations, idempotent like the buckets."""
@@ -397,10 +460,11 @@ class StateRepository:
 
 
 def _samples(members: set[str]) -> list[float]:
-    """One sample per key (``key=seconds``); if redelivery recorded a key twice, the smaller wins."""
+    """One sample per key (``key=seconds``). A key holds two values only when an earlier push of a
+    deployed sha arrived late; the larger one, measured from that earliest push, wins."""
     best: dict[str, float] = {}
     for member in members:
         key, _, value = member.rpartition("=")
         seconds = float(value)
-        best[key] = min(seconds, best.get(key, seconds))
+        best[key] = max(seconds, best.get(key, seconds))
     return sorted(best.values())

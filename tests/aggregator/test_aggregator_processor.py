@@ -99,6 +99,27 @@ def test_deploys_emit_all_four_metrics_for_repo_and_all(stack: Any, processor: A
     assert json.loads(cfr.metadata)["rate"] == 0.0
 
 
+def test_a_push_arriving_after_its_deploy_emits_the_new_lead_time(
+    stack: Any, processor: AggregatorProcessor
+) -> None:
+    deploy = now_event("deploy", sha="abcdef12")
+    process(processor, [kcl_record(deploy.to_record_data(), 1)])
+    before = metrics_in_stream(stack)
+    lead = [json.loads(e.metadata) for e in before if e.event == "calc_lead_time"]
+    assert [value["samples"] for value in lead] == [0, 0]  # ALL and demo: no push seen yet
+    push = make_event("push", sha="abcdef12", at=deploy.time - timedelta(hours=2))
+    checkpointer = process(processor, [kcl_record(push.to_record_data(), 2)])
+    assert checkpointer.calls == ["2"]
+    after = [e for e in metrics_in_stream(stack) if e not in before]
+    expected = {(scope, metric) for scope in ("demo", "ALL") for metric in METRICS}
+    assert {(e.repo, e.event.value) for e in after} == expected
+    lead = [json.loads(e.metadata) for e in after if e.event == "calc_lead_time"]
+    assert [(value["samples"], value["median_s"]) for value in lead] == [(1, 7200.0), (1, 7200.0)]
+    # A push that completes no deploy emits nothing.
+    process(processor, [kcl_record(now_event("push", sha="0000000f").to_record_data(), 3)])
+    assert len(metrics_in_stream(stack)) == len(before) + len(after)
+
+
 def test_redelivered_batch_counts_once_and_reemits_the_same_ids(
     stack: Any, processor: AggregatorProcessor
 ) -> None:

@@ -166,7 +166,58 @@ def test_an_earlier_push_arriving_late_still_wins(new_state: Callable[..., State
     assert totals(state, "demo").lead_seconds == [5 * HOUR]
 
 
+def test_a_push_arriving_after_its_deploy_still_gives_the_lead_time(
+    new_state: Callable[..., StateRepository],
+) -> None:
+    state = new_state()
+    deploy = make_event("deploy", sha="fffffff6", ago=timedelta(hours=1))
+    first = state.apply([deploy])
+    assert first.late_lead_samples == 0
+    assert totals(state, "demo").lead_seconds == []  # no push seen yet
+    push = make_event("push", sha="fffffff6", ago=timedelta(hours=4))
+    late = state.apply([push])  # out of order: the push of the deployed commit comes last
+    assert late.late_lead_samples == 1
+    assert late.lead_pushes == {"demo": push.event_id}
+    assert totals(state, "demo").lead_seconds == [3 * HOUR]
+    assert totals(state, "ALL").lead_seconds == [3 * HOUR]
+    assert totals(state, "demo").deploys == 1  # the late push counts no deploy
+    # Redelivery of either record changes nothing.
+    state.apply([push])
+    state.apply([deploy])
+    assert totals(state, "demo").lead_seconds == [3 * HOUR]
+    # A push of the sha after the deploy (e.g. to another branch) re-derives the same sample.
+    assert state.apply([make_event("push", sha="fffffff6", ago=timedelta(minutes=5))]).late_lead_samples == 1
+    assert totals(state, "demo").lead_seconds == [3 * HOUR]
+
+
+def test_an_earlier_push_arriving_after_the_deploy_replaces_the_sample(
+    new_state: Callable[..., StateRepository],
+) -> None:
+    state = new_state()
+    state.apply([make_event("push", sha="1111111a", ago=timedelta(hours=2))])
+    state.apply([make_event("deploy", sha="1111111a", ago=timedelta(hours=1))])
+    assert totals(state, "demo").lead_seconds == [1 * HOUR]
+    state.apply([make_event("push", sha="1111111a", ago=timedelta(hours=6))])  # the first push, late
+    assert totals(state, "demo").lead_seconds == [5 * HOUR]
+    # Every deploy of the sha is matched (a redeploy, and one in another repo is not).
+    state.apply([make_event("deploy", sha="1111111a", ago=timedelta(minutes=30))])
+    state.apply([make_event("deploy", sha="1111111a", repo="other", ago=timedelta(minutes=30))])
+    assert sorted(totals(state, "demo").lead_seconds) == [5 * HOUR, 5.5 * HOUR]
+    assert totals(state, "other").lead_seconds == []
+
+
+def test_a_late_push_ignores_deploys_older_than_the_window(new_state: Callable[..., StateRepository]) -> None:
+    thirty_days = new_state(window_days=30)
+    thirty_days.apply([make_event("push", sha="2222222b", ago=timedelta(days=10))])
+    thirty_days.apply([make_event("deploy", sha="2222222b", ago=timedelta(days=9))])
+    seven_days = new_state(window_days=7)  # the deploy is outside this window
+    result = seven_days.apply([make_event("push", sha="2222222b", ago=timedelta(hours=1))])
+    assert result.late_lead_samples == 0
+    assert result.lead_pushes == {}
+
+
 def test_a_sample_recorded_twice_for_one_deploy_counts_once() -> None:
     from aggregator.state import _samples
 
-    assert _samples({"d1=7200.0", "d1=3600.0", "d2=60.0"}) == [60.0, 3600.0]
+    # Two values for one deploy: the one measured from the earlier push (the larger) wins.
+    assert _samples({"d1=7200.0", "d1=3600.0", "d2=60.0"}) == [60.0, 7200.0]
