@@ -20,6 +20,7 @@ from producer.handlers import MAX_BATCH_EVENTS, setup_routes
 from producer.metrics_api import setup_metrics
 from producer.openapi import build_openapi
 from producer.rate_limit import RateLimiter
+from producer.rotating_secret import SharedSecretReads
 from producer.state import (
     BATCHER,
     HEALTH_CLIENT,
@@ -27,7 +28,7 @@ from producer.state import (
     OPENAPI,
     RATE_LIMITER,
     READY_CACHE,
-    SECRETS_CLIENT,
+    SECRET_READS,
     SETTINGS,
     TOKENS,
 )
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
     """One connection-pooled Kinesis client for writes, one fail-fast client for readiness probes, and
-    one Secrets Manager client shared by the token store and the webhook secret store."""
+    one Secrets Manager client whose reads the token store and the webhook secret store share."""
     session = get_session()
     write_config = client_config(max_attempts=3, connect_timeout=2, read_timeout=5, max_pool_connections=16)
     probe_config = client_config(max_attempts=1, connect_timeout=1, read_timeout=2)
@@ -49,7 +50,9 @@ async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
         aio_client("kinesis", config=probe_config, session=session) as probe,
         aio_client("secretsmanager", config=secrets_config, session=session) as secrets,
     ):
-        app[SECRETS_CLIENT] = secrets
+        # Both stores refresh on the same period; half of it (at most 5 s) joins their reads.
+        ttl = min(5.0, app[SETTINGS].token_refresh_seconds / 2)
+        app[SECRET_READS] = SharedSecretReads(secrets.get_secret_value, ttl_seconds=ttl)
         app[KINESIS_CLIENT] = kinesis
         app[HEALTH_CLIENT] = probe
         yield
@@ -65,7 +68,7 @@ async def _token_store(app: web.Application) -> AsyncIterator[None]:
         return
     store = TokenStore(
         secret_id=settings.secret_store_name,
-        fetch_secret=app[SECRETS_CLIENT].get_secret_value,
+        fetch_secret=app[SECRET_READS],
         refresh_seconds=settings.token_refresh_seconds,
     )
     await store.start()

@@ -17,11 +17,38 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-__all__ = ["FetchSecret", "RotatingSecret"]
+__all__ = ["FetchSecret", "RotatingSecret", "SharedSecretReads"]
 
 logger = logging.getLogger(__name__)
 
 FetchSecret = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class SharedSecretReads:
+    """One GetSecretValue per secret version and ``ttl_seconds`` for any number of readers.
+
+    The token store and the webhook secret store read the same secret on the same schedule; without
+    this each refresh costs two identical calls. Reads within ``ttl_seconds`` of a call share its
+    outcome, value or error (far shorter than any refresh period, so a rotation is seen as soon).
+    """
+
+    def __init__(self, fetch: FetchSecret, *, ttl_seconds: float = 5.0) -> None:
+        self._fetch = fetch
+        self._ttl = ttl_seconds
+        self._reads: dict[tuple[str, str], tuple[float, asyncio.Task[dict[str, Any]]]] = {}
+        self.calls = 0  # GetSecretValue calls made
+        self.reads = 0  # reads answered
+
+    async def __call__(self, *, SecretId: str, VersionStage: str) -> dict[str, Any]:  # boto's names
+        self.reads += 1
+        key = (SecretId, VersionStage)
+        now = asyncio.get_running_loop().time()
+        cached = self._reads.get(key)
+        if cached is None or now - cached[0] > self._ttl:
+            self.calls += 1
+            task = asyncio.ensure_future(self._fetch(SecretId=SecretId, VersionStage=VersionStage))
+            cached = self._reads[key] = (now, task)
+        return await asyncio.shield(cached[1])
 
 
 class RotatingSecret:
@@ -96,6 +123,9 @@ class RotatingSecret:
                 await self._task
 
     async def _refresh_forever(self) -> None:
+        # On multiples of the period (of the loop's clock), not period after period: readers with the
+        # same period then refresh at the same moments forever, so SharedSecretReads joins them.
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self._refresh_seconds)
+            await asyncio.sleep(self._refresh_seconds - loop.time() % self._refresh_seconds)
             await self.refresh()

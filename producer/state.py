@@ -10,6 +10,7 @@ from devops_core.settings import Settings
 from producer.auth import TokenStore
 from producer.batcher import KinesisBatcher
 from producer.rate_limit import RateLimiter
+from producer.rotating_secret import SharedSecretReads
 
 __all__ = [
     "BATCHER",
@@ -20,7 +21,7 @@ __all__ = [
     "OPENAPI",
     "RATE_LIMITER",
     "READY_CACHE",
-    "SECRETS_CLIENT",
+    "SECRET_READS",
     "SETTINGS",
     "TOKENS",
 ]
@@ -32,7 +33,7 @@ KINESIS_CLIENT = web.AppKey("kinesis_client", Any)
 HEALTH_CLIENT = web.AppKey("health_client", Any)
 OPENAPI = web.AppKey("openapi", dict)
 READY_CACHE = web.AppKey("ready_cache", dict)
-SECRETS_CLIENT = web.AppKey("secrets_client", Any)
+SECRET_READS = web.AppKey("secret_reads", SharedSecretReads)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Per request: the hash naming the caller's token (never the token itself).
 CALLER = web.RequestKey("caller", str)

@@ -27,7 +27,7 @@ from producer.github.parsers import Delivery, Ignored, MappingConfig, describe_p
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
 from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from producer.limits import body_deadline
-from producer.state import BATCHER, SECRETS_CLIENT, SETTINGS
+from producer.state import BATCHER, SECRET_READS, SETTINGS
 
 __all__ = ["DELIVERIES", "WEBHOOK_PATH", "WEBHOOK_SECRETS", "github_webhook", "setup_github_webhooks"]
 
@@ -193,7 +193,7 @@ async def _secret_store(app: web.Application) -> AsyncIterator[None]:
         return
     store = WebhookSecretStore(
         secret_id=settings.secret_store_name,
-        fetch_secret=app[SECRETS_CLIENT].get_secret_value,  # the gateway's one Secrets Manager client
+        fetch_secret=app[SECRET_READS],  # shared with the token store: one call per version and refresh
         refresh_seconds=settings.token_refresh_seconds,
     )
     await store.start()

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from devops_core.aws import boto_client
 from devops_core.logs import setup_logging
+from producer.state import SECRET_READS
 from tests.producer.conftest import bearer, open_gateway
 from tests.support import Stack
 
@@ -44,6 +45,22 @@ async def test_rotated_secret_is_picked_up_and_previous_token_honoured(stack: St
         assert await status_with(client, third) == 202
         assert await status_with(client, second) == 202
         assert await status_with(client, first) == 401
+
+
+async def test_the_token_and_webhook_stores_share_each_secret_read(stack: Stack) -> None:
+    """Both stores read the same secret on the same schedule: one GetSecretValue serves both."""
+    settings = stack.settings.model_copy(update={"token_refresh_seconds": 0.3, "github_webhook_secret": None})
+    async with open_gateway(settings) as client:
+        reads = client.server.app[SECRET_READS]
+        assert (reads.reads, reads.calls) == (4, 2)  # AWSCURRENT and AWSPREVIOUS, for both stores
+        await asyncio.sleep(1.0)  # three refresh rounds
+        assert reads.reads >= 12
+        # Every round's two reads share one call (allowing for a store caught mid-round); with no
+        # sharing, calls would equal reads.
+        assert reads.calls * 2 <= reads.reads + 2
+        rotate(settings.secret_store_name, "rotated-token-456")
+        await asyncio.sleep(0.7)  # a shared read is never older than half a period
+        assert await status_with(client, "rotated-token-456") == 202
 
 
 async def test_secret_holding_current_and_previous_tokens(stack: Stack) -> None:
