@@ -19,6 +19,10 @@ AWS_ENV = {
 }
 
 
+# The per-token rate limit stays in the path but far above any offered load.
+UNLIMITED_RATE = {"RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000"}
+
+
 @dataclass
 class Child:
     process: subprocess.Popen[str]
@@ -62,6 +66,18 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+def start_http_server(argv: list[str], port: int, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``argv`` (listening on 127.0.0.1:``port``); return it and its URL once /healthz answers."""
+    process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz")
+    except OSError:
+        process.kill()
+        raise
+    return process, url
+
+
 def start_gateway(stream: str, secret: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m producer`` on a free port for ``stream``/``secret``; returns it and its URL once
     /healthz answers. The per-token rate limit stays in the path but far above any offered load
@@ -69,22 +85,14 @@ def start_gateway(stream: str, secret: str, **env: str) -> tuple[subprocess.Pope
     from devstack.emulator import free_port
 
     port = free_port()
-    gateway = subprocess.Popen(
+    return start_http_server(
         [sys.executable, "-m", "producer", "--port", str(port)],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DEVOPS_STREAM_NAME": stream,
-            "SECRET_STORE_NAME": secret,
-            "RATE_LIMIT_PER_SECOND": "1000000",
-            "RATE_LIMIT_BURST": "1000000",
-            **env,
-        },
-        stderr=subprocess.DEVNULL,
+        port,
+        DEVOPS_STREAM_NAME=stream,
+        SECRET_STORE_NAME=secret,
+        **UNLIMITED_RATE,
+        **env,
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz")
-    return gateway, url
 
 
 def percentile(values: list[float], pct: float) -> float:

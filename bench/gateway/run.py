@@ -1,9 +1,17 @@
-"""Gateway throughput and latency against the emulator, beside an unbatched baseline.
+"""Gateway throughput and latency, beside two baselines measured in the same run.
 
-Baseline (same run, same emulator): the seed service's approach, one Kinesis PutRecord per event,
-driven directly with boto3 from as many threads as the gateway has concurrent clients — no HTTP
-hop at all, so it is a generous baseline. Ours: concurrent HTTP clients posting to the gateway,
-which micro-batches into PutRecords. Prints events/s, the ratio, and 202 latency p50/p99.
+  (a) a bare aiohttp handler that reads the body and answers 202 (bench/gateway/bare_app.py),
+      against the gateway with Kinesis replaced by an in-memory sink (bench/gateway/memory_gateway.py):
+      what the gateway's own work (auth, rate limit, validation, batching) costs.
+      Target: the gateway at most 30% below (a).
+  (b) the seed service's shape: a synchronous Flask app under gunicorn doing one Kinesis PutRecord
+      per request (bench/gateway/seed_flask_app.py), against the real gateway, both writing into the
+      same emulator. Target: the gateway at least 10x (b).
+
+Every server is a separate process on 127.0.0.1; one load generator (aiohttp, N concurrent
+keep-alive clients posting /process-event) drives them all the same way. Also prints the
+gateway's /events rate (batches of 100), 202 latency p50/p99 and the gateway's CPU per event.
+Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -11,17 +19,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
+import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
 
-from bench.common import AWS_ENV, percentile, progress, start_announcing, start_gateway
+from bench.common import (
+    AWS_ENV,
+    UNLIMITED_RATE,
+    percentile,
+    progress,
+    start_announcing,
+    start_gateway,
+    start_http_server,
+)
+
+HERE = Path(__file__).resolve().parent
+MIN_RATIO_TO_BARE = 0.70  # "at most 30% below (a)"
+MIN_RATIO_TO_SEED = 10.0  # "at least 10x (b)"
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,47 +57,57 @@ def parse_args() -> argparse.Namespace:
         "--concurrency", type=int, default=64, help="concurrent clients (default: %(default)s)"
     )
     parser.add_argument(
-        "--baseline-events",
+        "--seed-events",
         type=int,
-        default=3_000,
-        help="events for the PutRecord baseline (default: %(default)s)",
+        default=2_000,
+        help="events for baseline (b), which is slow (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed-workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1) + 1,
+        help="gunicorn sync workers for baseline (b); default 2 x cores + 1, gunicorn's advice "
+        "(%(default)s here)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="(a) and the in-memory gateway alternate this many rounds; medians compared "
+        "(default: %(default)s)",
     )
     return parser.parse_args()
 
 
-def baseline_put_record(stream: str, events: int, threads: int) -> float:
-    from devops_core.aws import boto_client
+@dataclass
+class Run:
+    rate: float
+    latencies: list[float]
 
-    client = boto_client("kinesis")
-    data = b'{"schema":1,"event":"push","repo":"bench"}'
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
 
-    def put(i: int) -> None:
-        client.put_record(StreamName=stream, Data=data, PartitionKey=f"repo-{i % 16}")
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(put, range(events)))
-    return events / (time.perf_counter() - started)
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
 
 
-async def drive_gateway(url: str, token: str, events: int, concurrency: int) -> tuple[float, list[float]]:
+async def drive(url: str, token: str, events: int, concurrency: int) -> Run:
+    """``events`` POST /process-event from ``concurrency`` keep-alive clients; every answer must be 202."""
     latencies: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(events):
-        queue.put_nowait(i)
+    remaining = iter(range(events))
     headers = {"Authorization": f"Bearer {token}"}
-    failures = 0
+    failures: dict[int, int] = {}
 
     async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal failures
-        while not queue.empty():
-            i = queue.get_nowait()
+        for i in remaining:
             body = {"repo": f"repo-{i % 16}", "event": "push", "metadata": "bench"}
             started = time.perf_counter()
             async with session.post(f"{url}/process-event", json=body, headers=headers) as response:
                 await response.read()
                 if response.status != 202:
-                    failures += 1
+                    failures[response.status] = failures.get(response.status, 0) + 1
             latencies.append(time.perf_counter() - started)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -84,8 +116,8 @@ async def drive_gateway(url: str, token: str, events: int, concurrency: int) -> 
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     if failures:
-        raise RuntimeError(f"{failures} requests were not accepted")
-    return events / elapsed, latencies
+        raise RuntimeError(f"{url}: answers other than 202: {failures}")
+    return Run(events / elapsed, latencies)
 
 
 async def drive_batch_endpoint(url: str, token: str, events: int, batch: int = 100) -> float:
@@ -113,6 +145,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def measure(process: subprocess.Popen[bytes], url: str, token: str, events: int, concurrency: int) -> Run:
+    asyncio.run(drive(url, token, min(500, events), concurrency))  # warm-up: connections, caches
+    return asyncio.run(drive(url, token, events, concurrency))
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def main() -> int:
     args = parse_args()
     os.environ.update(AWS_ENV)
@@ -123,52 +175,118 @@ def main() -> int:
     progress("starting emulator")
     emulator = start_announcing(["-m", "devstack.emulator", "--port", str(free_port())])
     os.environ["AWS_ENDPOINT_URL"] = emulator.url
-    gateway = None
+    token = secrets.token_urlsafe(24)
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         suffix = uuid.uuid4().hex[:8]
         settings = Settings(devops_stream_name=f"bench-{suffix}", secret_store_name=f"bench-{suffix}")
         resources = provision(settings, shard_count=4)
-        baseline_stream = f"bench-baseline-{suffix}"
-        provision(settings.model_copy(update={"devops_stream_name": baseline_stream}), shard_count=4)
+        seed_stream = f"bench-seed-{suffix}"
+        provision(settings.model_copy(update={"devops_stream_name": seed_stream}), shard_count=4)
 
-        progress(f"baseline: {args.baseline_events} PutRecord calls from {args.concurrency} threads")
-        baseline = baseline_put_record(baseline_stream, args.baseline_events, args.concurrency)
+        bare_port, memory_port, seed_port = free_port(), free_port(), free_port()
+        bare, bare_url = start_http_server(
+            [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)], bare_port
+        )
+        servers.append(bare)
+        memory, memory_url = start_http_server(
+            [sys.executable, str(HERE / "memory_gateway.py"), "--port", str(memory_port)],
+            memory_port,
+            DEVOPS_EVENTS_SECRET_TOKEN=token,
+            GITHUB_WEBHOOK_SECRET=secrets.token_hex(16),
+            LOG_LEVEL="WARNING",
+            **UNLIMITED_RATE,
+        )
+        servers.append(memory)
+        bare_runs: list[Run] = []
+        memory_runs: list[Run] = []
+        cpu = {"bare": 0.0, "memory": 0.0}
+        for round_number in range(1, args.rounds + 1):
+            progress(f"round {round_number}/{args.rounds}: (a) bare aiohttp, then the in-memory gateway")
+            for name, process, url, runs in (
+                ("bare", bare, bare_url, bare_runs),
+                ("memory", memory, memory_url, memory_runs),
+            ):
+                before = cpu_seconds(process.pid)
+                runs.append(measure(process, url, token, args.events, args.concurrency))
+                cpu[name] += cpu_seconds(process.pid) - before
+        stop(bare)
+        stop(memory)
 
+        progress(
+            f"(b) seed-style Flask + gunicorn ({args.seed_workers} sync workers), one PutRecord per request"
+        )
+        seed, seed_url = start_http_server(
+            [
+                sys.executable, "-m", "gunicorn",
+                "--workers", str(args.seed_workers),
+                "--bind", f"127.0.0.1:{seed_port}",
+                "--log-level", "warning",
+                "bench.gateway.seed_flask_app:app",
+            ],
+            seed_port,
+            DEVOPS_STREAM_NAME=seed_stream,
+            DEVOPS_EVENTS_SECRET_TOKEN=token,
+        )  # fmt: skip
+        servers.append(seed)
+        seed_run = measure(seed, seed_url, token, args.seed_events, args.concurrency)
+        stop(seed)
+
+        progress(f"gateway into the emulator's Kinesis: {args.events} events from {args.concurrency} clients")
         gateway, url = start_gateway(
             settings.devops_stream_name, settings.secret_store_name, LOG_LEVEL="WARNING"
         )
-        asyncio.run(drive_gateway(url, resources.token, 500, args.concurrency))  # warm-up
-        progress(f"gateway: {args.events} events from {args.concurrency} concurrent clients")
+        servers.append(gateway)
         cpu_before = cpu_seconds(gateway.pid)
-        rate, latencies = asyncio.run(drive_gateway(url, resources.token, args.events, args.concurrency))
-        cpu_per_event_us = (cpu_seconds(gateway.pid) - cpu_before) / args.events * 1e6
+        gateway_run = measure(gateway, url, resources.token, args.events, args.concurrency)
+        cpu_per_event_us = (cpu_seconds(gateway.pid) - cpu_before) / (args.events + 500) * 1e6
         progress(f"gateway /events: {args.events} events in batches of 100")
         batch_rate = asyncio.run(drive_batch_endpoint(url, resources.token, args.events))
     finally:
-        if gateway is not None:
-            gateway.terminate()
-            gateway.wait(20)
+        for process in servers:
+            stop(process)
         emulator.stop()
 
-    print(f"baseline  PutRecord per event (boto3, {args.concurrency} threads): {baseline:9.0f} events/s")
+    bare_rate = median([run.rate for run in bare_runs])
+    memory_rate = median([run.rate for run in memory_runs])
+    to_bare = memory_rate / bare_rate
+    to_seed = gateway_run.rate / seed_run.rate
+    passed = to_bare >= MIN_RATIO_TO_BARE and to_seed >= MIN_RATIO_TO_SEED
+    measured = args.rounds * (args.events + min(500, args.events))  # warm-ups included, like the CPU
+
+    def row(name: str, rate: float, run: Run | None = None, note: str = "") -> None:
+        latency = f"{run.p50_ms:7.1f} {run.p99_ms:7.1f}" if run else f"{'':7} {'':7}"
+        print(f"{name:46} {rate:9.0f} {latency}  {note}".rstrip())
+
     print(
-        f"gateway   POST /process-event ({args.concurrency} clients):          {rate:9.0f} events/s  "
-        f"ratio {rate / baseline:.2f}x"
+        f"{f'POST /process-event, {args.concurrency} clients':46} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
+    )
+    row("(a) bare aiohttp handler (median)", bare_rate, bare_runs[-1])
+    row(
+        "gateway, in-memory sink (median)",
+        memory_rate,
+        memory_runs[-1],
+        f"{to_bare:.2f}x (a), target >= 0.70x",
+    )
+    row("(b) Flask + gunicorn, one PutRecord/request", seed_run.rate, seed_run)
+    row("gateway, emulator Kinesis", gateway_run.rate, gateway_run, f"{to_seed:.1f}x (b), target >= 10x")
+    row(
+        "gateway, emulator Kinesis, POST /events x100",
+        batch_rate,
+        note=f"{batch_rate / seed_run.rate:.1f}x (b)",
+    )
+    print("rounds, events/s: (a) " + ", ".join(f"{run.rate:.0f}" for run in bare_runs), end="; ")
+    print("in-memory gateway " + ", ".join(f"{run.rate:.0f}" for run in memory_runs))
+    print(
+        f"server CPU per request: (a) {cpu['bare'] / measured * 1e6:.0f} us, in-memory gateway "
+        f"{cpu['memory'] / measured * 1e6:.0f} us, gateway into Kinesis {cpu_per_event_us:.0f} us"
     )
     print(
-        f"gateway   POST /events (batches of 100):                {batch_rate:9.0f} events/s  "
-        f"ratio {batch_rate / baseline:.2f}x"
+        f"summary: gateway {gateway_run.rate:.0f} ev/s = {to_seed:.1f}x (b) {seed_run.rate:.0f} ev/s; "
+        f"in-memory {memory_rate:.0f} ev/s = {to_bare:.2f}x (a) {bare_rate:.0f} ev/s; "
+        f"/events {batch_rate:.0f} ev/s; {'PASS' if passed else 'FAIL'}"
     )
-    print(
-        f"latency   202 after Kinesis accepted: p50 {percentile(latencies, 50) * 1000:.1f} ms, "
-        f"p99 {percentile(latencies, 99) * 1000:.1f} ms"
-    )
-    print(f"gateway   CPU per /process-event: {cpu_per_event_us:.0f} us (user+sys of the gateway process)")
-    print(
-        f"summary: gateway {rate:.0f} ev/s single, {batch_rate:.0f} ev/s batched, "
-        f"baseline {baseline:.0f} ev/s"
-    )
-    return 0
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
