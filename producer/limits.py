@@ -54,5 +54,7 @@ async def body_deadline(deadline_seconds: float) -> AsyncIterator[None]:
 
 async def read_body(request: web.Request, deadline_seconds: float) -> bytes:
     """The whole body, or a 408 (connection closed) when it does not arrive within ``deadline_seconds``."""
+    if request.content.is_eof():  # already received (most small bodies come with the headers):
+        return await request.read()  # no deadline to arm, which costs ~10% of a small request's CPU
     async with body_deadline(deadline_seconds):
         return await request.read()

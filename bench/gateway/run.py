@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -140,9 +140,12 @@ async def drive_batch_endpoint(url: str, token: str, events: int, batch: int = 1
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc): robust to a machine shared with others."""
+    """User + system CPU time of a process and its children alive now (gunicorn's workers), from
+    Linux /proc: robust to a machine shared with others."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -154,15 +157,52 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
             process.kill()
 
 
-def measure(process: subprocess.Popen[bytes], url: str, token: str, events: int, concurrency: int) -> Run:
-    asyncio.run(drive(url, token, min(500, events), concurrency))  # warm-up: connections, caches
-    return asyncio.run(drive(url, token, events, concurrency))
-
-
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@dataclass
+class Contestant:
+    """One server under test, measured in several rounds; its rate is the median of the rounds."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+    events: int
+    runs: list[Run] = field(default_factory=list)
+    cpu: float = 0.0
+    requests: int = 0
+
+    @property
+    def rate(self) -> float:
+        return median([run.rate for run in self.runs])
+
+    @property
+    def median_run(self) -> Run:
+        return sorted(self.runs, key=lambda run: run.rate)[len(self.runs) // 2]
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.requests * 1e6
+
+
+def alternate(contestants: list[Contestant], rounds: int, concurrency: int) -> None:
+    """Round after round, each contestant in turn (after a warm-up), so that a slow minute of a
+    shared machine hits all of them alike."""
+    for contestant in contestants:
+        asyncio.run(drive(contestant.url, contestant.token, min(500, contestant.events), concurrency))
+    for round_number in range(1, rounds + 1):
+        progress(f"round {round_number}/{rounds}: " + ", then ".join(c.name for c in contestants))
+        for contestant in contestants:
+            before = cpu_seconds(contestant.process.pid)
+            contestant.runs.append(
+                asyncio.run(drive(contestant.url, contestant.token, contestant.events, concurrency))
+            )
+            contestant.cpu += cpu_seconds(contestant.process.pid) - before
+            contestant.requests += contestant.events
 
 
 def main() -> int:
@@ -177,6 +217,16 @@ def main() -> int:
     os.environ["AWS_ENDPOINT_URL"] = emulator.url
     token = secrets.token_urlsafe(24)
     servers: list[subprocess.Popen[bytes]] = []
+
+    def serve(
+        argv: list[str], port_option: str = "--port", **env: str
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        address = str(port) if port_option == "--port" else f"127.0.0.1:{port}"
+        process, url = start_http_server([*argv, port_option, address], port, **env)
+        servers.append(process)
+        return process, url
+
     try:
         suffix = uuid.uuid4().hex[:8]
         settings = Settings(devops_stream_name=f"bench-{suffix}", secret_store_name=f"bench-{suffix}")
@@ -184,62 +234,48 @@ def main() -> int:
         seed_stream = f"bench-seed-{suffix}"
         provision(settings.model_copy(update={"devops_stream_name": seed_stream}), shard_count=4)
 
-        bare_port, memory_port, seed_port = free_port(), free_port(), free_port()
-        bare, bare_url = start_http_server(
-            [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)], bare_port
+        bare = Contestant(
+            "(a) bare aiohttp", *serve([sys.executable, str(HERE / "bare_app.py")]), token, args.events
         )
-        servers.append(bare)
-        memory, memory_url = start_http_server(
-            [sys.executable, str(HERE / "memory_gateway.py"), "--port", str(memory_port)],
-            memory_port,
-            DEVOPS_EVENTS_SECRET_TOKEN=token,
-            GITHUB_WEBHOOK_SECRET=secrets.token_hex(16),
-            LOG_LEVEL="WARNING",
-            **UNLIMITED_RATE,
+        memory = Contestant(
+            "gateway, in-memory sink",
+            *serve(
+                [sys.executable, str(HERE / "memory_gateway.py")],
+                DEVOPS_EVENTS_SECRET_TOKEN=token,
+                GITHUB_WEBHOOK_SECRET=secrets.token_hex(16),
+                LOG_LEVEL="WARNING",
+                **UNLIMITED_RATE,
+            ),
+            token,
+            args.events,
         )
-        servers.append(memory)
-        bare_runs: list[Run] = []
-        memory_runs: list[Run] = []
-        cpu = {"bare": 0.0, "memory": 0.0}
-        for round_number in range(1, args.rounds + 1):
-            progress(f"round {round_number}/{args.rounds}: (a) bare aiohttp, then the in-memory gateway")
-            for name, process, url, runs in (
-                ("bare", bare, bare_url, bare_runs),
-                ("memory", memory, memory_url, memory_runs),
-            ):
-                before = cpu_seconds(process.pid)
-                runs.append(measure(process, url, token, args.events, args.concurrency))
-                cpu[name] += cpu_seconds(process.pid) - before
-        stop(bare)
-        stop(memory)
+        alternate([bare, memory], args.rounds, args.concurrency)
+        stop(bare.process)
+        stop(memory.process)
 
-        progress(
-            f"(b) seed-style Flask + gunicorn ({args.seed_workers} sync workers), one PutRecord per request"
-        )
-        seed, seed_url = start_http_server(
-            [
-                sys.executable, "-m", "gunicorn",
-                "--workers", str(args.seed_workers),
-                "--bind", f"127.0.0.1:{seed_port}",
-                "--log-level", "warning",
-                "bench.gateway.seed_flask_app:app",
-            ],
-            seed_port,
+        gunicorn = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(args.seed_workers),
+            "--log-level",
+            "warning",
+        ]
+        seed_process, seed_url = serve(
+            [*gunicorn, "bench.gateway.seed_flask_app:app"],
+            port_option="--bind",
             DEVOPS_STREAM_NAME=seed_stream,
             DEVOPS_EVENTS_SECRET_TOKEN=token,
-        )  # fmt: skip
-        servers.append(seed)
-        seed_run = measure(seed, seed_url, token, args.seed_events, args.concurrency)
-        stop(seed)
-
-        progress(f"gateway into the emulator's Kinesis: {args.events} events from {args.concurrency} clients")
-        gateway, url = start_gateway(
+        )
+        seed = Contestant("(b) Flask + gunicorn", seed_process, seed_url, token, args.seed_events)
+        gateway_process, url = start_gateway(
             settings.devops_stream_name, settings.secret_store_name, LOG_LEVEL="WARNING"
         )
-        servers.append(gateway)
-        cpu_before = cpu_seconds(gateway.pid)
-        gateway_run = measure(gateway, url, resources.token, args.events, args.concurrency)
-        cpu_per_event_us = (cpu_seconds(gateway.pid) - cpu_before) / (args.events + 500) * 1e6
+        servers.append(gateway_process)
+        gateway = Contestant("gateway into Kinesis", gateway_process, url, resources.token, args.events)
+        alternate([seed, gateway], args.rounds, args.concurrency)
+        stop(seed.process)
         progress(f"gateway /events: {args.events} events in batches of 100")
         batch_rate = asyncio.run(drive_batch_endpoint(url, resources.token, args.events))
     finally:
@@ -247,43 +283,27 @@ def main() -> int:
             stop(process)
         emulator.stop()
 
-    bare_rate = median([run.rate for run in bare_runs])
-    memory_rate = median([run.rate for run in memory_runs])
-    to_bare = memory_rate / bare_rate
-    to_seed = gateway_run.rate / seed_run.rate
+    to_bare = memory.rate / bare.rate
+    to_seed = gateway.rate / seed.rate
     passed = to_bare >= MIN_RATIO_TO_BARE and to_seed >= MIN_RATIO_TO_SEED
-    measured = args.rounds * (args.events + min(500, args.events))  # warm-ups included, like the CPU
 
     def row(name: str, rate: float, run: Run | None = None, note: str = "") -> None:
         latency = f"{run.p50_ms:7.1f} {run.p99_ms:7.1f}" if run else f"{'':7} {'':7}"
         print(f"{name:46} {rate:9.0f} {latency}  {note}".rstrip())
 
+    print(f"{f'POST /process-event, {args.concurrency} clients, median of {args.rounds}':46} "
+          f"{'events/s':>9} {'p50 ms':>7} {'p99 ms':>7}")  # fmt: skip
+    row("(a) bare aiohttp handler", bare.rate, bare.median_run)
+    row("gateway, in-memory sink", memory.rate, memory.median_run, f"{to_bare:.2f}x (a), target >= 0.70x")
+    row(f"(b) Flask + gunicorn ({args.seed_workers} workers), PutRecord each", seed.rate, seed.median_run)
+    row("gateway, emulator Kinesis", gateway.rate, gateway.median_run, f"{to_seed:.1f}x (b), target >= 10x")
+    row("gateway, emulator Kinesis, POST /events x100", batch_rate, note=f"{batch_rate / seed.rate:.1f}x (b)")
+    for contestant in (bare, memory, seed, gateway):
+        rounds = ", ".join(f"{run.rate:.0f}" for run in contestant.runs)
+        print(f"  {contestant.name}: rounds {rounds} events/s; server CPU {contestant.cpu_us:.0f} us/request")
     print(
-        f"{f'POST /process-event, {args.concurrency} clients':46} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
-    )
-    row("(a) bare aiohttp handler (median)", bare_rate, bare_runs[-1])
-    row(
-        "gateway, in-memory sink (median)",
-        memory_rate,
-        memory_runs[-1],
-        f"{to_bare:.2f}x (a), target >= 0.70x",
-    )
-    row("(b) Flask + gunicorn, one PutRecord/request", seed_run.rate, seed_run)
-    row("gateway, emulator Kinesis", gateway_run.rate, gateway_run, f"{to_seed:.1f}x (b), target >= 10x")
-    row(
-        "gateway, emulator Kinesis, POST /events x100",
-        batch_rate,
-        note=f"{batch_rate / seed_run.rate:.1f}x (b)",
-    )
-    print("rounds, events/s: (a) " + ", ".join(f"{run.rate:.0f}" for run in bare_runs), end="; ")
-    print("in-memory gateway " + ", ".join(f"{run.rate:.0f}" for run in memory_runs))
-    print(
-        f"server CPU per request: (a) {cpu['bare'] / measured * 1e6:.0f} us, in-memory gateway "
-        f"{cpu['memory'] / measured * 1e6:.0f} us, gateway into Kinesis {cpu_per_event_us:.0f} us"
-    )
-    print(
-        f"summary: gateway {gateway_run.rate:.0f} ev/s = {to_seed:.1f}x (b) {seed_run.rate:.0f} ev/s; "
-        f"in-memory {memory_rate:.0f} ev/s = {to_bare:.2f}x (a) {bare_rate:.0f} ev/s; "
+        f"summary: gateway {gateway.rate:.0f} ev/s = {to_seed:.1f}x (b) {seed.rate:.0f} ev/s; "
+        f"in-memory {memory.rate:.0f} ev/s = {to_bare:.2f}x (a) {bare.rate:.0f} ev/s; "
         f"/events {batch_rate:.0f} ev/s; {'PASS' if passed else 'FAIL'}"
     )
     return 0 if passed else 1
