@@ -8,9 +8,8 @@ pk                     sk                           what
 =====================  ===========================  ================================================
 ``b#<scope>``          ``d#<YYYY-MM-DD>#<shard>``   day bucket: string sets ``deploys``, ``failures``,
                                                     ``lead`` (``id=seconds``), ``rec`` (``id=seconds``)
-``p#<repo>#<sha>``     ``-``                        ``t``: time of the earliest push of ``sha``
-``s#<repo>#<sha>``     ``-``                        ``deploys``: set of ``<time_ms>#<event_id>``, the
-                                                    deploys of ``sha`` (matched by a later push)
+``p#<repo>#<sha>``     ``-``                        ``t``: time of the earliest push of ``sha``;
+                                                    ``deploys``: set of ``<time_ms>#<event_id>``
 ``f#<repo>``           ``-``                        ``open``: set of ``<time_ms>#<event_id>`` failures
                                                     not yet restored
 ``repos``              ``<repo>``                   repos seen lately (for the periodic emit)
@@ -24,17 +23,16 @@ nothing, so a redelivered event, a replayed batch or two tasks racing on the sam
 never count an event twice, and every write is idempotent. Lead-time and recovery samples are
 set members too, keyed by the event that produced them (read side keeps one sample per key: the
 largest, i.e. the one measured from the earliest push).
-All the events of a batch that fall in one (scope, day) become ONE UpdateItem, pushes are written
+All the events of a batch that fall in one (scope, day) become ONE UpdateItem, sha items are written
 with BatchWriteItem, and every read is a BatchGetItem of known keys (no Query on the hot path:
 moto's Query sorts the whole table, and DynamoDB bills a BatchGetItem key like a GetItem). That is
 what makes the aggregator faster than one conditional write per event (docs/aggregator.md).
 
-Pushes keep the earliest time per (repo, sha) by read-then-write within a batch: safe because the
-partition key is the repo, so one shard (one processor) sees all pushes of a repo, in order.
-Out-of-order pairs still match: every deploy with a sha is also recorded under ``s#<repo>#<sha>``,
-and every push of that sha re-derives the samples of the deploys recorded there (read in the same
-BatchGetItem as the push item). A push that arrives after its deploy, or an earlier push that
-arrives after a later one, so gives the same samples as in-order delivery.
+The ``p#`` item of a (repo, sha) keeps the earliest push time and the deploys of the sha, by
+read-then-write within a batch: safe because the partition key is the repo, so one shard (one
+processor) sees all events of a repo, in order. Out-of-order pairs still match: every push
+re-derives the samples of the deploys recorded there, so a push that arrives after its deploy, or
+an earlier push that arrives after a later one, gives the same samples as in-order delivery.
 
 Limits: a bucket item holds at most 400 KB, i.e. ~5,000 deploys per scope and day; the ALL scope
 is spread over ``ALL_SHARDS`` items per day (by event id) for ~40,000.
@@ -78,7 +76,6 @@ class _Plan:
     sets: dict[tuple[str, date, int], dict[str, set[str]]]
     opened: dict[str, set[str]]
     closed: dict[str, set[str]]
-    deployed: dict[tuple[str, str], set[str]]  # (repo, sha) -> deploys of the sha, as `ms#event_id`
     late_lead_samples: int
     lead_pushes: dict[str, str]
 
@@ -164,7 +161,6 @@ class StateRepository:
         # so a crash in between re-derives the same samples on redelivery.
         result.writes += self._batch_write([{"PutRequest": {"Item": item}} for item in plan.puts])
         result.writes += self._update_failures(plan.opened, "ADD")
-        result.writes += self._update_deployed(plan.deployed)
         result.writes += self._update_buckets(plan.sets)
         result.writes += self._update_failures(plan.closed, "DELETE")
         if result.too_old:
@@ -175,13 +171,15 @@ class StateRepository:
     def _plan(self, events: list[DevOpsEvent], window: Window) -> _Plan:
         """Events (in time order) -> items to put, set members per bucket, failures opened/closed."""
         sha_keys = {_key(f"p#{e.repo}#{e.sha}") for e in events if e.sha and e.event in _SHA_EVENTS}
-        sha_keys |= {_key(f"s#{e.repo}#{e.sha}") for e in events if e.sha and e.event == EventType.PUSH}
         restored = {_key(f"f#{e.repo}") for e in events if e.event == EventType.SERVICE_RESTORED}
         stored = self._batch_get([*sha_keys, *restored])
         stored_push: dict[tuple[str, str | None], int] = {}
+        stored_deploys: dict[tuple[str, str], set[str]] = {}
         for e in events:
             if e.sha and (item := stored.get((f"p#{e.repo}#{e.sha}", "-"))):
-                stored_push[(e.repo, e.sha)] = int(item["t"]["N"])
+                if "t" in item:
+                    stored_push[(e.repo, e.sha)] = int(item["t"]["N"])
+                stored_deploys[(e.repo, e.sha)] = set(item.get("deploys", {}).get("SS", []))
         push_times = dict(stored_push)
         open_failures: dict[str, list[tuple[int, str, bool]]] = {}  # repo -> [(ms, member, stored)]
         for pk, _ in restored:
@@ -242,8 +240,7 @@ class StateRepository:
         lead_pushes: dict[str, str] = {}
         for (repo, sha), push in pushed_by.items():  # deploys recorded before this batch's pushes
             first_push = push_times[(repo, sha)]
-            members = stored.get((f"s#{repo}#{sha}", "-"), {}).get("deploys", {}).get("SS", [])
-            for member in members:
+            for member in stored_deploys.get((repo, sha), ()):
                 ms_text, deploy_id = member.split("#", 1)
                 deploy_ms = int(ms_text)
                 deploy_time = datetime.fromtimestamp(deploy_ms / 1000, UTC)
@@ -253,39 +250,27 @@ class StateRepository:
                 add_at(repo, deploy_time, deploy_id, "lead", sample)
                 late_lead_samples += 1
                 lead_pushes[repo] = push.event_id
-        for (repo, sha), ms in push_times.items():
-            if ms < stored_push.get((repo, sha), ms + 1):  # new, or earlier than the stored push
-                puts[(f"p#{repo}#{sha}", "-")] = {
-                    "pk": {"S": f"p#{repo}#{sha}"},
-                    "sk": {"S": "-"},
-                    "t": {"N": str(ms)},
-                    "expires_at": {"N": str(int(ms / 1000) + self._retention_days * 86400)},
-                }
+        for repo, sha in {*push_times, *deployed}:
+            pushed, known = push_times.get((repo, sha)), stored_deploys.get((repo, sha), set())
+            deploys = known | deployed.get((repo, sha), set())
+            if pushed == stored_push.get((repo, sha)) and deploys == known:
+                continue  # nothing new to store
+            item: dict[str, Any] = {"pk": {"S": f"p#{repo}#{sha}"}, "sk": {"S": "-"}}
+            if pushed is not None:
+                item["t"] = {"N": str(pushed)}
+            if deploys:
+                item["deploys"] = {"SS": sorted(deploys)}
+            latest = max([pushed or 0, *(int(member.split("#", 1)[0]) for member in deploys)])
+            item["expires_at"] = {"N": str(latest // 1000 + self._retention_days * 86400)}
+            puts[(f"p#{repo}#{sha}", "-")] = item
         return _Plan(
             list(puts.values()),
             sets,
             dict(new_failures),
             dict(closed_failures),
-            dict(deployed),
             late_lead_samples,
             lead_pushes,
         )
-
-    def _update_deployed(self, deployed: dict[tuple[str, str], set[str]]) -> int:
-        """ADD the deploys of each sha (set union: idempotent), for pushes that arrive later."""
-
-        def update(key: tuple[str, str]) -> None:
-            repo, sha = key
-            expires = int(self._clock().timestamp()) + self._retention_days * 86400
-            self._db.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": f"s#{repo}#{sha}"}, "sk": {"S": "-"}},
-                UpdateExpression="SET expires_at = :exp ADD deploys :d",
-                ExpressionAttributeValues={":d": {"SS": sorted(deployed[key])}, ":exp": {"N": str(expires)}},
-            )
-
-        list(self._map(update, list(deployed)))
-        return len(deployed)
 
     def _update_failures(self, failures: dict[str, set[str]], action: str) -> int:
         """ADD newly opened / DELETE closed failures: set operations, idempotent like the buckets."""
