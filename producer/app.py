@@ -56,6 +56,7 @@ async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
         app[KINESIS_CLIENT] = kinesis
         app[HEALTH_CLIENT] = probe
         yield
+        await app[SECRET_READS].close()
 
 
 async def _token_store(app: web.Application) -> AsyncIterator[None]:

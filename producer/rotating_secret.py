@@ -48,7 +48,15 @@ class SharedSecretReads:
             self.calls += 1
             task = asyncio.ensure_future(self._fetch(SecretId=SecretId, VersionStage=VersionStage))
             cached = self._reads[key] = (now, task)
-        return await asyncio.shield(cached[1])
+        return await asyncio.shield(cached[1])  # a reader cancelled on shutdown leaves the call to others
+
+    async def close(self) -> None:
+        """Cancel a call still in flight (before its client closes) and wait for it."""
+        tasks = [task for _, task in self._reads.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._reads.clear()
 
 
 class RotatingSecret:
