@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aggregator.levels import (
+    Level,
     change_failure_rate_level,
     deployment_frequency_level,
     lead_time_level,
@@ -120,15 +121,20 @@ def deployment_frequency(count: int, days: int) -> dict[str, Any]:
     return {"count": count, "per_day": round(per_day, 6), "level": deployment_frequency_level(per_day).value}
 
 
-def lead_time(samples: list[float]) -> dict[str, Any]:
+def _durations(samples: list[float], level_of: Callable[[float | None], Level | None]) -> dict[str, Any]:
+    """Median and p90 of duration samples in seconds, with the level of the median."""
     median = _median(samples)
-    level = lead_time_level(median)
+    level = level_of(median)
     return {
         "samples": len(samples),
         "median_s": _round(median),
         "p90_s": _round(percentile(samples, 90)),
         "level": level.value if level else None,
     }
+
+
+def lead_time(samples: list[float]) -> dict[str, Any]:
+    return _durations(samples, lead_time_level)
 
 
 def change_failure_rate(failures: int, deploys: int) -> dict[str, Any]:
@@ -143,14 +149,7 @@ def change_failure_rate(failures: int, deploys: int) -> dict[str, Any]:
 
 
 def recovery_time(samples: list[float]) -> dict[str, Any]:
-    median = _median(samples)
-    level = recovery_time_level(median)
-    return {
-        "samples": len(samples),
-        "median_s": _round(median),
-        "p90_s": _round(percentile(samples, 90)),
-        "level": level.value if level else None,
-    }
+    return _durations(samples, recovery_time_level)
 
 
 def summarize(totals: WindowTotals, window: Window) -> dict[str, dict[str, Any]]:

@@ -181,3 +181,9 @@ class KclChild:
             line = self.process.stdout.readline()
         assert line, self.process.stderr.read() if self.process.stderr else "the child closed stdout"
         return dict(json.loads(line))
+
+    def initialize(self, shard_id: str = "shardId-000000000000") -> None:
+        """The daemon's first message to a processor, answered with a status."""
+        message = {"action": "initialize", "shardId": shard_id, "sequenceNumber": "TRIM_HORIZON"}
+        self.send({**message, "subSequenceNumber": 0})
+        assert self.receive() == {"action": "status", "responseFor": "initialize"}

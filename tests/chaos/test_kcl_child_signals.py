@@ -33,15 +33,7 @@ def test_consumer_child_survives_sigterm_and_does_not_checkpoint_an_undelivered_
     process, send, receive = child.process, child.send, child.receive
 
     try:
-        send(
-            {
-                "action": "initialize",
-                "shardId": "shardId-000000000000",
-                "sequenceNumber": "TRIM_HORIZON",
-                "subSequenceNumber": 0,
-            }
-        )
-        assert receive() == {"action": "status", "responseFor": "initialize"}
+        child.initialize()
         record = {
             "action": "record",
             "data": base64.b64encode(make_event().to_record_data()).decode(),

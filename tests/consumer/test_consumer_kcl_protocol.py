@@ -38,15 +38,7 @@ def test_daemon_protocol_round_trip(emulator, consumer_settings, newrelic_standi
 
     events = [make_event() for _ in range(3)]
     try:
-        send(
-            {
-                "action": "initialize",
-                "shardId": "shardId-000000000000",
-                "sequenceNumber": "TRIM_HORIZON",
-                "subSequenceNumber": 0,
-            }
-        )
-        assert receive() == {"action": "status", "responseFor": "initialize"}
+        child.initialize()
         send(
             {
                 "action": "processRecords",

@@ -4,7 +4,6 @@ own repository filled on the real (moto) DynamoDB."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,25 +12,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aggregator.state import StateRepository
 from devops_core.aws import boto_client
-from devops_core.events import DevOpsEvent, EventType
+from devops_core.events import DevOpsEvent
 from producer.app import create_app
 from producer.auth_middleware import is_public
 from producer.state import OPENAPI
+from tests.aggregator.helpers import make_event
 from tests.support import Stack
-
-_ids = itertools.count()
-
-
-def event(kind: str, repo: str, at: datetime, sha: str | None = None) -> DevOpsEvent:
-    return DevOpsEvent(
-        event_id=f"{kind}-{next(_ids)}",
-        time=at,
-        repo=repo,
-        event=EventType(kind),
-        source="test",
-        received_at=at,
-        sha=sha,
-    )
 
 
 def seed(stack: Stack, events: list[DevOpsEvent], clock: datetime | None = None) -> None:
@@ -60,15 +46,15 @@ def seeded(stack: Stack, now: datetime) -> datetime:
     seed(
         stack,
         [
-            event("push", "alpha", now - timedelta(hours=2), sha="s1"),
-            event("deploy", "alpha", now - timedelta(hours=1), sha="s1"),  # lead 1 h, today
-            event("push", "alpha", now - 2 * day - timedelta(hours=3), sha="s2"),
-            event("deploy", "alpha", now - 2 * day, sha="s2"),  # lead 3 h, two days ago
-            event("deploy", "alpha", now - 10 * day),  # no sha: frequency only
-            event("deploy", "org/beta", now - timedelta(hours=3)),
-            event("deploy", "org/beta", now - timedelta(hours=2)),
-            event("deploy_failed", "org/beta", now - timedelta(hours=2)),
-            event("service_restored", "org/beta", now - timedelta(hours=1, minutes=30)),
+            make_event("push", "alpha", at=now - timedelta(hours=2), sha="s1"),
+            make_event("deploy", "alpha", at=now - timedelta(hours=1), sha="s1"),  # lead 1 h, today
+            make_event("push", "alpha", at=now - 2 * day - timedelta(hours=3), sha="s2"),
+            make_event("deploy", "alpha", at=now - 2 * day, sha="s2"),  # lead 3 h, two days ago
+            make_event("deploy", "alpha", at=now - 10 * day),  # no sha: frequency only
+            make_event("deploy", "org/beta", at=now - timedelta(hours=3)),
+            make_event("deploy", "org/beta", at=now - timedelta(hours=2)),
+            make_event("deploy_failed", "org/beta", at=now - timedelta(hours=2)),
+            make_event("service_restored", "org/beta", at=now - timedelta(hours=1, minutes=30)),
         ],
     )
     return now
@@ -189,7 +175,7 @@ async def test_answers_are_cached_for_a_few_seconds(
     gateway: TestClient, stack: Stack, seeded: datetime
 ) -> None:
     _, before = await get(gateway, stack, "/metrics/alpha")
-    await asyncio.to_thread(seed, stack, [event("deploy", "alpha", seeded - timedelta(minutes=5))])
+    await asyncio.to_thread(seed, stack, [make_event("deploy", "alpha", at=seeded - timedelta(minutes=5))])
 
     _, cached = await get(gateway, stack, "/metrics/alpha")
 
@@ -239,7 +225,7 @@ async def test_a_repo_seen_40_days_ago_is_listed_for_90_days_and_never_a_404(
     gateway: TestClient, stack: Stack, now: datetime
 ) -> None:
     then = now - timedelta(days=40)  # the aggregator (window 30) counted it back then
-    seed(stack, [event("deploy", "old-repo", then)], clock=then)
+    seed(stack, [make_event("deploy", "old-repo", at=then)], clock=then)
 
     _, month = await get(gateway, stack, "/metrics?window=30")
     _, quarter = await get(gateway, stack, "/metrics?window=90")
