@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ from bench.common import (
     start_announcing,
     start_gateway,
     start_http_server,
+    stop_process,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -148,21 +150,6 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(int(child)) for child in children)
 
 
-def stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 @dataclass
 class Contestant:
     """One server under test, measured in several rounds; its rate is the median of the rounds."""
@@ -178,7 +165,7 @@ class Contestant:
 
     @property
     def rate(self) -> float:
-        return median([run.rate for run in self.runs])
+        return statistics.median(run.rate for run in self.runs)
 
     @property
     def median_run(self) -> Run:
@@ -250,8 +237,8 @@ def main() -> int:
             args.events,
         )
         alternate([bare, memory], args.rounds, args.concurrency)
-        stop(bare.process)
-        stop(memory.process)
+        stop_process(bare.process)
+        stop_process(memory.process)
 
         gunicorn = [
             sys.executable,
@@ -275,12 +262,12 @@ def main() -> int:
         servers.append(gateway_process)
         gateway = Contestant("gateway into Kinesis", gateway_process, url, resources.token, args.events)
         alternate([seed, gateway], args.rounds, args.concurrency)
-        stop(seed.process)
+        stop_process(seed.process)
         progress(f"gateway /events: {args.events} events in batches of 100")
         batch_rate = asyncio.run(drive_batch_endpoint(url, resources.token, args.events))
     finally:
         for process in servers:
-            stop(process)
+            stop_process(process)
         emulator.stop()
 
     to_bare = memory.rate / bare.rate
