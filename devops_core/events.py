@@ -4,10 +4,24 @@ Two shapes meet here. ``EventIn`` is what the gateway accepts from a CI job (str
 fields are refused so typos surface as a 422). ``DevOpsEvent`` is the normalized wire record every
 other component reads; it is tolerant of unknown fields so that older consumers survive newer
 producers (schema evolution).
+
+What each event means for the DORA metrics is defined once, in ``devops_core.dora`` and
+docs/aggregator.md. In short:
+
+- ``push``: changes reached the repository; ``sha`` is the head, ``commits`` the changes it brought
+  (each with its own time when known).
+- ``deploy``: a deployment of ``sha`` to ``environment`` (unset: production) with an ``outcome``
+  (success unless said otherwise); ``deploy_failed`` is the seed's name for a deploy whose outcome is
+  failure, and is normalized to ``outcome="failure"``. ``remediation`` flags a hotfix or rollback.
+- ``service_restored``: the environment works again (ends its open failures).
+- ``incident_opened`` / ``incident_resolved``: an incident, paired by ``incident_id``, optionally naming
+  the deployment (``deployment_id``) or change (``sha``) that caused it.
+- ``test_pass``: kept and stored; no DORA metric reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -28,16 +42,22 @@ from pydantic import (
 
 __all__ = [
     "CLIENT_EVENTS",
+    "DEPLOY_EVENTS",
+    "EARLIEST_EVENT_TIME",
     "INTERNAL_EVENTS",
+    "MAX_COMMITS",
     "MAX_FUTURE_SKEW",
     "MAX_METADATA_BYTES",
     "REPO_ALL",
     "REPO_PATTERN",
+    "RESERVED_SOURCES",
     "SCHEMA_VERSION",
     "ClientEventName",
+    "Commit",
     "DevOpsEvent",
     "EventIn",
     "EventType",
+    "WireCommit",
     "describe_validation_error",
     "is_valid_repo",
     "parse_client_body",
@@ -53,9 +73,18 @@ _REPO_RE = re.compile(REPO_PATTERN)
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SHA_PATTERN = r"^[0-9a-fA-F]{7,64}$"
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+# Environments, teams and services are names people choose ("Production - EU"): printable, no
+# control characters, short enough to be a Timestream dimension and a DynamoDB key part.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,100}$"
 # Timestream caps a record at 2 KB; dimensions, measure names and the event_id take ~400 bytes.
 MAX_METADATA_BYTES = 1024
 MAX_FUTURE_SKEW = timedelta(minutes=15)
+# GitHub's push payload lists at most 2,048 commits; a bigger push is cut there too.
+MAX_COMMITS = 2048
+# No CI event predates this; an earlier time is a bug in the reporter (year 0001, epoch 0...).
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+# Sources only the pipeline itself writes: a client token may not claim them.
+RESERVED_SOURCES = frozenset({"aggregator", "github"})
 
 
 class EventType(StrEnum):
@@ -66,10 +95,13 @@ class EventType(StrEnum):
     TEST_PASS = "test_pass"  # noqa: S105 - an event name, not a password
     DEPLOY_FAILED = "deploy_failed"
     SERVICE_RESTORED = "service_restored"
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_RESOLVED = "incident_resolved"
     CALC_DEPLOYMENT_FREQ = "calc_deployment_freq"
     CALC_LEAD_TIME = "calc_lead_time"
     CALC_CHANGE_FAILURE_RATE = "calc_change_failure_rate"
     CALC_RECOVERY_TIME = "calc_recovery_time"
+    CALC_REWORK_RATE = "calc_rework_rate"
 
     @property
     def is_internal(self) -> bool:
@@ -78,8 +110,27 @@ class EventType(StrEnum):
 
 CLIENT_EVENTS: tuple[str, ...] = tuple(e.value for e in EventType if not e.is_internal)
 INTERNAL_EVENTS: tuple[str, ...] = tuple(e.value for e in EventType if e.is_internal)
-ClientEventName = Literal["push", "deploy", "test_pass", "deploy_failed", "service_restored"]
+ClientEventName = Literal[
+    "push",
+    "deploy",
+    "test_pass",
+    "deploy_failed",
+    "service_restored",
+    "incident_opened",
+    "incident_resolved",
+]
 assert set(ClientEventName.__args__) == set(CLIENT_EVENTS)  # type: ignore[attr-defined]
+DEPLOY_EVENTS = frozenset({EventType.DEPLOY, EventType.DEPLOY_FAILED})
+_INCIDENT_EVENTS = frozenset({"incident_opened", "incident_resolved"})
+# Which optional fields each event may carry (anything else is a 422 naming the field).
+_FIELD_EVENTS: dict[str, frozenset[str]] = {
+    "commits": frozenset({"push", "deploy", "deploy_failed"}),
+    "outcome": frozenset({"deploy", "deploy_failed"}),
+    "remediation": frozenset({"deploy", "deploy_failed"}),
+    "deployment_id": frozenset({"deploy", "deploy_failed", "incident_opened"}),
+    "incident_id": _INCIDENT_EVENTS,
+    "environment": frozenset({"deploy", "deploy_failed", "service_restored", *_INCIDENT_EVENTS}),
+}
 
 
 def parse_event_time(value: Any) -> datetime:
@@ -136,6 +187,18 @@ def _check_metadata_size(value: str) -> str:
     return value
 
 
+def _check_time(value: datetime, now: datetime) -> datetime:
+    if value < EARLIEST_EVENT_TIME:
+        raise ValueError(f"time is before {EARLIEST_EVENT_TIME.date().isoformat()}; send the real event time")
+    if value - now > MAX_FUTURE_SKEW:
+        raise ValueError("time is more than 15 minutes in the future")
+    return value
+
+
+def _now(info: ValidationInfo) -> datetime:
+    return (info.context or {}).get("now") or datetime.now(UTC)
+
+
 EventTime = Annotated[datetime, BeforeValidator(parse_event_time)]
 Repo = Annotated[
     str,
@@ -148,6 +211,50 @@ Repo = Annotated[
     ),
 ]
 Metadata = Annotated[str, BeforeValidator(_metadata_to_text)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=EVENT_ID_PATTERN)]
+Sha = Annotated[str, Field(pattern=SHA_PATTERN)]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+Outcome = Literal["success", "failure"]
+Remediation = Literal["hotfix", "rollback"]
+
+
+class WireCommit(BaseModel):
+    """A change as it travels on the stream (tolerant of fields a newer producer adds)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sha: str
+    time: EventTime | None = None
+
+    @field_serializer("time")
+    def _iso(self, value: datetime | None) -> str | None:
+        return None if value is None else _iso(value)
+
+
+class Commit(BaseModel):
+    """One change: a commit, with its time when the reporter knows it (lead time starts there)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    sha: Sha = Field(description="Commit SHA (7-64 hex digits).")
+    time: EventTime | None = Field(
+        default=None,
+        description="Commit time (ISO-8601); unset: the time of the first push that carried it.",
+        json_schema_extra={"type": "string"},
+    )
+
+    @field_validator("sha")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("time")
+    @classmethod
+    def _plausible(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        return None if value is None else _check_time(value, _now(info))
+
+    def to_wire(self) -> WireCommit:
+        return WireCommit(sha=self.sha, time=self.time)
 
 
 class EventIn(BaseModel):
@@ -160,7 +267,7 @@ class EventIn(BaseModel):
     time: EventTime | None = Field(
         default=None,
         description="ISO-8601 or 'YYYY-MM-DD HH:MM:SS' (UTC assumed); defaults to now; "
-        "at most 15 minutes in the future.",
+        "from 2000-01-01 to at most 15 minutes in the future.",
         json_schema_extra={"type": "string"},
     )
     metadata: Metadata = Field(
@@ -168,21 +275,45 @@ class EventIn(BaseModel):
         description=f"Free text or a JSON object, at most {MAX_METADATA_BYTES} bytes once serialized.",
         json_schema_extra={"anyOf": [{"type": "string"}, {"type": "object"}]},
     )
-    event_id: str | None = Field(
-        default=None,
-        pattern=EVENT_ID_PATTERN,
-        description="Optional idempotency key; a UUID is generated when absent.",
+    event_id: Identifier | None = Field(
+        default=None, description="Optional idempotency key; a UUID is generated when absent."
     )
-    sha: str | None = Field(
+    sha: Sha | None = Field(
         default=None,
-        pattern=SHA_PATTERN,
-        description="Commit SHA the event is about (links pushes to deploys for lead time).",
+        description="Commit SHA the event is about: a push's head, the deployed commit, an incident's cause.",
     )
     source: str = Field(
         default="api",
         pattern=SOURCE_PATTERN,
-        description="Who reported the event, e.g. cicd_script, github.",
+        description="Who reported the event, e.g. cicd_script. 'aggregator' and 'github' are reserved.",
     )
+    environment: Name | None = Field(
+        default=None,
+        description="Deployment environment of a deploy, restore or incident; unset means production.",
+    )
+    outcome: Outcome | None = Field(
+        default=None, description="A deploy's outcome: success (default for deploy) or failure."
+    )
+    remediation: Remediation | None = Field(
+        default=None, description="A deploy that remediates a production failure: hotfix or rollback."
+    )
+    deployment_id: Identifier | None = Field(
+        default=None,
+        description="A deploy's own id (GitHub deployment id, pipeline run); on incident_opened, the "
+        "deployment that caused the incident.",
+    )
+    incident_id: Identifier | None = Field(
+        default=None,
+        validate_default=True,  # so that a missing one on an incident event is reported by name
+        description="Pairs incident_opened with incident_resolved (required on both).",
+    )
+    commits: list[Commit] | None = Field(
+        default=None,
+        max_length=MAX_COMMITS,
+        description="The changes a push brought or a deploy ships, oldest first (at most 2,048).",
+    )
+    team: Name | None = Field(default=None, description="Owning team (else the repo-to-team mapping).")
+    service: Name | None = Field(default=None, description="Service the event is about (else the repo).")
 
     @field_validator("metadata")
     @classmethod
@@ -191,13 +322,40 @@ class EventIn(BaseModel):
 
     @field_validator("time")
     @classmethod
-    def _not_in_future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        now = (info.context or {}).get("now") or datetime.now(UTC)
-        if value is not None and value - now > MAX_FUTURE_SKEW:
-            raise ValueError("time is more than 15 minutes in the future")
+    def _plausible_time(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        return None if value is None else _check_time(value, _now(info))
+
+    @field_validator("source")
+    @classmethod
+    def _not_reserved(cls, value: str, info: ValidationInfo) -> str:
+        if value in RESERVED_SOURCES and not (info.context or {}).get("trusted_source"):
+            raise ValueError(f"'{value}' is reserved for events the pipeline writes itself")
+        return value
+
+    @field_validator(*_FIELD_EVENTS)
+    @classmethod
+    def _allowed_for_event(cls, value: Any, info: ValidationInfo) -> Any:
+        event = info.data.get("event")
+        allowed = _FIELD_EVENTS[str(info.field_name)]
+        if value is not None and event is not None and event not in allowed:
+            raise ValueError(f"only {', '.join(sorted(allowed))} events carry {info.field_name}")
+        if info.field_name == "outcome" and event == "deploy_failed" and value == "success":
+            raise ValueError("a deploy_failed has outcome failure; send a deploy for a successful one")
+        return value
+
+    @field_validator("incident_id")
+    @classmethod
+    def _incident_needs_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("event") in _INCIDENT_EVENTS:
+            raise ValueError("required on incident_opened and incident_resolved (it pairs them)")
         return value
 
     def to_wire(self, *, source: str, received_at: datetime) -> DevOpsEvent:
+        outcome = self.outcome
+        if self.event == "deploy_failed":
+            outcome = "failure"
+        elif self.event == "deploy":
+            outcome = outcome or "success"
         return DevOpsEvent(
             event_id=self.event_id or str(uuid.uuid4()),
             time=self.time or received_at,
@@ -207,20 +365,31 @@ class EventIn(BaseModel):
             source=self.source if "source" in self.model_fields_set else source,
             received_at=received_at,
             sha=self.sha.lower() if self.sha else None,
+            environment=self.environment,
+            outcome=outcome,
+            remediation=self.remediation,
+            deployment_id=self.deployment_id,
+            incident_id=self.incident_id,
+            commits=tuple(c.to_wire() for c in self.commits) if self.commits else None,
+            team=self.team,
+            service=self.service,
         )
 
 
 _SEED_FIELDS = {"Time": "time", "Repo": "repo", "Event": "event", "Metadata": "metadata"}
 
 
-def parse_client_body(body: Any, *, now: datetime | None = None) -> EventIn:
+def parse_client_body(body: Any, *, now: datetime | None = None, trusted_source: bool = False) -> EventIn:
     """Validate one client event, in either the wire shape or the seed's ``{"Time","Repo",...}``.
 
     Raises ``pydantic.ValidationError``; field names in errors are the lower-case wire names.
+    ``trusted_source`` lets the pipeline's own parsers (GitHub webhooks) use a reserved source.
     """
     if isinstance(body, dict) and any(key in _SEED_FIELDS for key in body):
         body = {_SEED_FIELDS.get(key, key): value for key, value in body.items()}
-    return EventIn.model_validate(body, context={"now": now or datetime.now(UTC)})
+    return EventIn.model_validate(
+        body, context={"now": now or datetime.now(UTC), "trusted_source": trusted_source}
+    )
 
 
 class DevOpsEvent(BaseModel):
@@ -237,6 +406,14 @@ class DevOpsEvent(BaseModel):
     source: str = "api"
     received_at: EventTime
     sha: str | None = None
+    environment: str | None = None
+    outcome: Outcome | None = None
+    remediation: Remediation | None = None
+    deployment_id: str | None = None
+    incident_id: str | None = None
+    commits: tuple[WireCommit, ...] | None = None
+    team: str | None = None
+    service: str | None = None
 
     @field_validator("schema_")
     @classmethod
@@ -247,7 +424,7 @@ class DevOpsEvent(BaseModel):
 
     @field_serializer("time", "received_at")
     def _iso(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return _iso(value)
 
     def to_record_data(self) -> bytes:
         """UTF-8 JSON as documented in DESIGN.md's wire format."""
@@ -260,6 +437,27 @@ class DevOpsEvent(BaseModel):
     @property
     def time_ms(self) -> int:
         return int(self.time.timestamp() * 1000)
+
+    @property
+    def is_deploy(self) -> bool:
+        return self.event in DEPLOY_EVENTS
+
+    @property
+    def failed(self) -> bool:
+        """A deploy whose outcome is failure (``deploy_failed`` or ``deploy`` with outcome failure)."""
+        return self.is_deploy and (self.outcome == "failure" or self.event == EventType.DEPLOY_FAILED)
+
+    def content_digest(self) -> str:
+        """What makes two records with one event_id the same event: everything but ``received_at``
+        (a resend arrives later) and the schema number. Equal digests = a duplicate; different = a
+        conflict, never counted twice."""
+        content = self.model_dump(mode="json", exclude={"received_at", "schema_"}, exclude_none=True)
+        text = json.dumps(content, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def is_valid_repo(name: str) -> bool:

@@ -146,7 +146,8 @@ def _event(
             "sha": sha,
             "source": SOURCE,
         },
-        context={"now": delivery.received_at},  # pure: judged against the delivery's time, not the clock
+        # pure: judged against the delivery's time, not the clock; "github" is a reserved source
+        context={"now": delivery.received_at, "trusted_source": True},
     )
     return incoming.to_wire(source=SOURCE, received_at=delivery.received_at)
 

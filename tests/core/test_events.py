@@ -150,3 +150,91 @@ def test_wire_record_rejects_unknown_schema_version() -> None:
 def test_internal_events_are_known_to_readers() -> None:
     assert EventType("calc_deployment_freq").is_internal
     assert not EventType.DEPLOY.is_internal
+
+
+# -- the fields the DORA metrics read (issue: trustworthy metrics) ----------------------------------
+def wire(body: dict[str, object]) -> DevOpsEvent:
+    return parse_client_body(body, now=NOW).to_wire(source="api", received_at=NOW)
+
+
+def test_deploy_outcome_is_normalized() -> None:
+    assert wire({"repo": "r", "event": "deploy"}).outcome == "success"
+    assert wire({"repo": "r", "event": "deploy", "outcome": "failure"}).failed
+    failed = wire({"repo": "r", "event": "deploy_failed"})
+    assert failed.outcome == "failure"
+    assert failed.failed
+    assert wire({"repo": "r", "event": "push"}).outcome is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason_part"),
+    [
+        ({"repo": "r", "event": "deploy_failed", "outcome": "success"}, "outcome", "outcome failure"),
+        ({"repo": "r", "event": "push", "outcome": "failure"}, "outcome", "only deploy"),
+        ({"repo": "r", "event": "test_pass", "environment": "prod"}, "environment", "only deploy"),
+        ({"repo": "r", "event": "service_restored", "commits": []}, "commits", "only deploy"),
+        ({"repo": "r", "event": "incident_opened"}, "incident_id", "required"),
+        ({"repo": "r", "event": "incident_resolved"}, "incident_id", "required"),
+        ({"repo": "r", "event": "deploy", "incident_id": "x1"}, "incident_id", "only incident"),
+        ({"repo": "r", "event": "deploy", "remediation": "revert"}, "remediation", "hotfix"),
+        ({"repo": "r", "event": "push", "commits": [{"sha": "xyz"}]}, "commits.0.sha", "pattern"),
+        ({"repo": "r", "event": "push", "commits": [{"sha": "abcdef1", "x": 1}]}, "commits.0.x", "unknown"),
+        ({"repo": "r", "event": "push", "time": "0001-01-01T00:00:00Z"}, "time", "before 2000-01-01"),
+        ({"repo": "r", "event": "push", "source": "aggregator"}, "source", "reserved"),
+        ({"repo": "r", "event": "push", "source": "github"}, "source", "reserved"),
+        ({"repo": "r", "event": "deploy", "environment": "bad\nname"}, "environment", "pattern"),
+    ],
+)
+def test_fields_are_checked_against_the_event(body: dict[str, object], field: str, reason_part: str) -> None:
+    errors = errors_of(body)
+    assert field in errors, errors
+    assert reason_part in errors[field]
+
+
+def test_commits_are_lower_cased_and_keep_their_times() -> None:
+    event = wire(
+        {
+            "repo": "r",
+            "event": "push",
+            "sha": "ABCDEF2",
+            "commits": [{"sha": "ABCDEF1", "time": "2026-05-01 10:00:00"}, {"sha": "abcdef2"}],
+        }
+    )
+    assert event.commits is not None
+    assert [(c.sha, c.time) for c in event.commits] == [
+        ("abcdef1", datetime(2026, 5, 1, 10, tzinfo=UTC)),
+        ("abcdef2", None),
+    ]
+    assert DevOpsEvent.from_record_data(event.to_record_data()) == event
+
+
+def test_too_many_commits_are_refused() -> None:
+    commits = [{"sha": f"{n:07x}"} for n in range(2049)]
+    assert "commits" in errors_of({"repo": "r", "event": "push", "commits": commits})
+
+
+def test_incident_carries_its_cause() -> None:
+    event = wire(
+        {
+            "repo": "r",
+            "event": "incident_opened",
+            "incident_id": "INC-7",
+            "sha": "abcdef1",
+            "deployment_id": "d-1",
+        }
+    )
+    assert (event.incident_id, event.sha, event.deployment_id) == ("INC-7", "abcdef1", "d-1")
+
+
+def test_content_digest_ignores_only_the_receive_time() -> None:
+    body = {"repo": "r", "event": "deploy", "event_id": "e-1", "time": "2026-05-01T00:00:00Z"}
+    first = parse_client_body(body, now=NOW).to_wire(source="api", received_at=NOW)
+    resent = parse_client_body(body, now=NOW).to_wire(source="api", received_at=NOW + timedelta(hours=1))
+    other_day = parse_client_body({**body, "time": "2026-05-02T00:00:00Z"}, now=NOW).to_wire(
+        source="api", received_at=NOW
+    )
+    failed = parse_client_body({**body, "event": "deploy_failed"}, now=NOW).to_wire(
+        source="api", received_at=NOW
+    )
+    assert first.content_digest() == resent.content_digest()
+    assert len({first.content_digest(), other_day.content_digest(), failed.content_digest()}) == 3
