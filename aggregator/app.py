@@ -11,12 +11,12 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from aggregator.deadletters import DeadLetterQueue
+from aggregator.application import AggregatorApplication
 from aggregator.emitter import StreamEmitter
-from aggregator.processor import AggregatorProcessor
 from aggregator.service import Aggregator
 from aggregator.state import StateRepository
 from devops_core.aws import boto_client, client_config
+from devops_core.kcl.processor import StreamProcessor, build_stream_processor
 from devops_core.settings import Settings
 
 __all__ = ["PeriodicEmitter", "build_aggregator", "build_processor"]
@@ -35,15 +35,11 @@ def build_aggregator(settings: Settings) -> Aggregator:
     return Aggregator(state, emitter, window_days=settings.deployment_freq_timeframe_day)
 
 
-def build_processor(settings: Settings, aggregator: Aggregator | None = None) -> AggregatorProcessor:
-    dead_letters = DeadLetterQueue(
-        boto_client("sqs"), settings.dead_letter_queue_name, application=settings.aggregator_application_name
-    )
-    return AggregatorProcessor(
-        aggregator or build_aggregator(settings),
-        dead_letters,
-        retry_deadline=settings.aggregator_retry_deadline_seconds,
-    )
+def build_processor(
+    settings: Settings, aggregator: Aggregator | None = None, *, stopping: threading.Event | None = None
+) -> StreamProcessor:
+    application = AggregatorApplication(aggregator or build_aggregator(settings))
+    return build_stream_processor(application, settings, stopping=stopping)
 
 
 class PeriodicEmitter:

@@ -8,6 +8,7 @@ only one process (of all children, of all tasks) emit per period.
 from __future__ import annotations
 
 from aggregator.app import PeriodicEmitter, build_processor
+from aggregator.application import AggregatorApplication
 from devops_core.kcl.daemon import run_processor
 from devops_core.settings import Settings
 
@@ -15,7 +16,9 @@ from devops_core.settings import Settings
 def main() -> None:
     settings = Settings()
     processor = build_processor(settings)
-    periodic = PeriodicEmitter(processor.aggregator, settings.aggregator_emit_interval_seconds)
+    application = processor.application
+    assert isinstance(application, AggregatorApplication)
+    periodic = PeriodicEmitter(application.aggregator, settings.aggregator_emit_interval_seconds)
     periodic.start()
     try:
         run_processor(processor, log_level=settings.log_level, on_signal=processor.stop)

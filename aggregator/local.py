@@ -14,10 +14,11 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 
 from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
-from aggregator.processor import AggregatorProcessor
 from devops_core.kcl import LocalKclDriver
+from devops_core.kcl.processor import StreamProcessor
 from devops_core.settings import Settings
 
 __all__ = ["AggregatorWorker", "LocalAggregator"]
@@ -30,7 +31,7 @@ class LocalAggregator:
 
     def __init__(self, settings: Settings, *, poll_interval: float = 0.5) -> None:
         self._settings = settings
-        self._processors: list[AggregatorProcessor] = []
+        self._stopping = threading.Event()
         self.driver = LocalKclDriver(
             stream_name=settings.devops_stream_name,
             application_name=settings.aggregator_application_name,
@@ -39,10 +40,8 @@ class LocalAggregator:
         )
         self.periodic = PeriodicEmitter(build_aggregator(settings), settings.aggregator_emit_interval_seconds)
 
-    def _new_processor(self) -> AggregatorProcessor:
-        processor = build_processor(self._settings)
-        self._processors.append(processor)
-        return processor
+    def _new_processor(self) -> StreamProcessor:
+        return build_processor(self._settings, stopping=self._stopping)
 
     def start(self) -> None:
         self.driver.start()
@@ -50,8 +49,7 @@ class LocalAggregator:
 
     def stop(self, timeout: float = 30.0) -> bool:
         self.periodic.stop()
-        for processor in self._processors:  # a batch still being retried is abandoned, not skipped
-            processor.stop()
+        self._stopping.set()  # a batch still being retried is abandoned, not skipped
         return self.driver.stop(timeout)
 
     def __enter__(self) -> LocalAggregator:

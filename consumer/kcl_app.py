@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-from consumer.processor import ConsumerProcessor
 from consumer.runtime import ConsumerRuntime
 from devops_core.kcl.daemon import run_processor
 from devops_core.logs import setup_logging
@@ -22,9 +21,7 @@ def main() -> int:
     try:
         # A signal ends the backoff of a batch that cannot be delivered (no checkpoint for it), so the
         # daemon's shutdownRequested is answered within its grace period.
-        run_processor(
-            ConsumerProcessor(runtime), log_level=settings.log_level, on_signal=runtime.stopping.set
-        )
+        run_processor(runtime.new_processor(), log_level=settings.log_level, on_signal=runtime.stopping.set)
     finally:
         runtime.close()
     return 0

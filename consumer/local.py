@@ -1,4 +1,4 @@
-"""``make run``'s consumer: the same ConsumerProcessor, driven in-process (default) or by the real
+"""``make run``'s consumer: the same record processor, driven in-process (default) or by the real
 KCL MultiLangDaemon (``--consumer-driver daemon``); optionally with the local New Relic stand-in.
 """
 
@@ -13,7 +13,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
-from consumer.processor import ConsumerProcessor
 from consumer.runtime import ConsumerRuntime
 from devops_core.settings import Settings
 
@@ -34,7 +33,7 @@ class LocalConsumer:
         self.driver = LocalKclDriver(
             stream_name=settings.devops_stream_name,
             application_name=settings.consumer_application_name,
-            processor_factory=lambda: ConsumerProcessor(self.runtime),
+            processor_factory=self.runtime.new_processor,
             poll_interval=poll_interval,
         )
 

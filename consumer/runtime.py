@@ -1,5 +1,5 @@
 """Everything a consumer process shares between its record processors: one asyncio loop on a
-background thread, the AWS and HTTP clients on it, the sinks and the batch handler.
+background thread, the AWS and HTTP clients on it, and the sinks.
 
 KCL record processors are synchronous (the MultiLangDaemon protocol is a blocking line protocol);
 the sinks are asynchronous so Timestream chunks and New Relic posts overlap. ``run(coro)`` bridges
@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 import aiohttp
 from aiobotocore.session import get_session
 
-from consumer.handler import BatchHandler
+from consumer.application import ConsumerApplication
 from consumer.sinks.base import Sink
-from consumer.sinks.dead_letter import DeadLetterSink
 from consumer.sinks.newrelic import NewRelicSink
 from consumer.sinks.timestream import TimestreamSink
 from devops_core.aws import aio_client, client_config
+from devops_core.kcl.processor import StreamProcessor, build_stream_processor
 from devops_core.settings import Settings
 
 __all__ = ["ConsumerRuntime", "SinkWrapper"]
@@ -37,24 +37,30 @@ SinkWrapper = Callable[[Sink], Sink]
 class ConsumerRuntime:
     def __init__(self, settings: Settings, *, wrap_sink: SinkWrapper | None = None) -> None:
         self.settings = settings
+        # Set on shutdown: every processor of this runtime abandons a batch it is still retrying.
         self.stopping = threading.Event()
         self._wrap = wrap_sink or (lambda sink: sink)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._handler: BatchHandler | None = None
+        self._application: ConsumerApplication | None = None
 
     @property
-    def handler(self) -> BatchHandler:
-        if self._handler is None:
+    def application(self) -> ConsumerApplication:
+        if self._application is None:
             raise RuntimeError("ConsumerRuntime.start() first")
-        return self._handler
+        return self._application
+
+    def new_processor(self) -> StreamProcessor:
+        """A record processor (one per shard) over this runtime's sinks."""
+        return build_stream_processor(self.application, self.settings, stopping=self.stopping)
 
     def start(self) -> ConsumerRuntime:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="consumer-loop", daemon=True)
         self._thread.start()
-        self._handler = self.run(self._open())
+        sinks = self.run(self._open())
+        self._application = ConsumerApplication(sinks, self.run)
         return self
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -74,15 +80,14 @@ class ConsumerRuntime:
         self._loop.close()
         self._loop = None
 
-    async def _open(self) -> BatchHandler:
+    async def _open(self) -> list[Sink]:
         settings = self.settings
         stack = contextlib.AsyncExitStack()
         self._stack = stack
         session = get_session()
-        # botocore retries throttling/5xx a few times; longer outages are the processor's backoff.
-        config = client_config(max_attempts=3, connect_timeout=2, read_timeout=10, max_pool_connections=32)
         # Records are built by our own code (to_timestream_record); botocore's client-side parameter
         # validation walks every nested field of 100 records per call and was most of the CPU cost.
+        # botocore retries throttling/5xx a few times; longer outages are the processor's backoff.
         write_config = client_config(
             max_attempts=3,
             connect_timeout=2,
@@ -93,7 +98,6 @@ class ConsumerRuntime:
         timestream = await stack.enter_async_context(
             aio_client("timestream-write", config=write_config, session=session)
         )
-        sqs = await stack.enter_async_context(aio_client("sqs", config=config, session=session))
         sinks: list[Sink] = [
             self._wrap(TimestreamSink(timestream, settings.devops_db_name, settings.devops_table_name))
         ]
@@ -109,4 +113,4 @@ class ConsumerRuntime:
             logger.info("new relic sink on", extra={"new_relic_url": settings.new_relic_url})
         else:
             logger.warning("new relic sink off: LOGGER_API_KEY is not set; events go to Timestream only")
-        return BatchHandler(sinks, DeadLetterSink(sqs, settings.dead_letter_queue_name))
+        return sinks

@@ -19,12 +19,52 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from aiobotocore.session import AioSession, ClientCreatorContext
 
-__all__ = ["DEFAULT_REGION", "aio_client", "boto_client", "client_config", "region_name"]
+__all__ = [
+    "DEFAULT_REGION",
+    "aio_client",
+    "boto_client",
+    "client_config",
+    "error_code",
+    "is_configuration_error",
+    "region_name",
+]
 
 DEFAULT_REGION = "us-east-1"
 # Services whose clients use endpoint discovery: botocore only skips discovery for an endpoint
 # passed as an argument, so for these we pass the configured one explicitly.
 _DISCOVERY_SERVICES = {"timestream-write", "timestream-query"}
+
+
+# Errors an operator must fix (credentials, permissions, a resource that is not there): retried like
+# any outage, and alarmed on; never a reason to give up on the data.
+_CONFIGURATION_ERROR_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "ResourceNotFoundException",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    }
+)
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def is_configuration_error(error: BaseException) -> bool:
+    """Credentials, permissions or a missing resource: nothing a retry of the data can fix by itself."""
+    return error_code(error) in _CONFIGURATION_ERROR_CODES or type(error).__name__ in {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+    }
 
 
 def region_name() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["NEW_RELIC_ENDPOINTS", "Settings"]
@@ -50,9 +50,6 @@ class Settings(BaseSettings):
     new_relic_log_endpoint: str | None = Field(
         default=None, description="Explicit Log API URL; overrides NEW_RELIC_REGION."
     )
-    consumer_max_backoff_seconds: float = Field(
-        default=30.0, gt=0, description="Cap of the consumer's backoff while a sink is down."
-    )
 
     # --- aggregator ---------------------------------------------------------------------------
     deployment_freq_timeframe_day: int = Field(default=30, ge=1, le=365)
@@ -61,15 +58,26 @@ class Settings(BaseSettings):
     aggregator_retention_days: int = Field(
         default=180, ge=1, description="How long pushes and open failures are kept for matching."
     )
-    aggregator_retry_deadline_seconds: float = Field(
-        default=300.0, gt=0, description="How long a failing batch is retried before giving up."
-    )
 
     metrics_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long GET /metrics answers are cached in the gateway."
     )
 
-    # --- KCL applications / dead letters ------------------------------------------------------
+    # --- KCL applications / dead letters / the one retry policy of their processors --------------
+    processor_max_backoff_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("processor_max_backoff_seconds", "consumer_max_backoff_seconds"),
+        description="Cap of a record processor's backoff while a batch keeps failing (a sink or DynamoDB "
+        "down). CONSUMER_MAX_BACKOFF_SECONDS is accepted too.",
+    )
+    processor_alarm_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("processor_alarm_after_seconds", "aggregator_retry_deadline_seconds"),
+        description="A batch still failing after this is logged at ERROR (the shard is blocked: page "
+        "someone); it is retried until it succeeds or the processor is stopped.",
+    )
     consumer_application_name: str = "devops-metrics-consumer"
     aggregator_application_name: str = "devops-metrics-aggregator"
     dead_letter_queue_name: str = "devops-events-dlq"

@@ -42,6 +42,11 @@ class FaultPlan(BaseModel):
     )
     timestream_throttle_ratio: float = Field(0.0, ge=0, le=1)
     timestream_unavailable: bool = False
+    # Any service by its X-Amz-Target prefix (e.g. "DynamoDB", "Timestream", "Kinesis", "AmazonSQS"):
+    unavailable_services: list[str] = Field(default_factory=list, description="answered 503")
+    access_denied_services: list[str] = Field(
+        default_factory=list, description="answered 400 AccessDeniedException (a missing IAM grant)"
+    )
     seed: int | None = None
 
 
@@ -133,6 +138,18 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     target = request.headers.get("X-Amz-Target", "")
     service, _, action = target.partition(".")
     counts[f"calls:{action or request.path}"] += 1
+    if any(service.startswith(prefix) for prefix in plan.access_denied_services):
+        counts["access_denied"] += 1
+        return _json_response(
+            400,
+            {"__type": "AccessDeniedException", "message": f"not authorized to perform {action} (injected)"},
+            amz_json="1.0",
+        )
+    if any(service.startswith(prefix) for prefix in plan.unavailable_services):
+        counts["unavailable"] += 1
+        return _json_response(
+            503, {"__type": "ServiceUnavailable", "message": "injected outage"}, amz_json="1.0"
+        )
     if service.startswith("Kinesis"):
         if plan.kinesis_unavailable:
             counts["kinesis_unavailable"] += 1

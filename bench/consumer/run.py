@@ -4,7 +4,7 @@
    ``--records`` events (PutRecords, 500 per call).
 2. Baseline: a bare boto3 loop that only reads every shard (GetRecords) and writes Timestream
    batches of 100 (WriteRecords), one call at a time, to the same emulator.
-3. Consumer: the real ConsumerProcessor on the in-process KCL driver drains the same backlog into
+3. Consumer: the real record processor on the in-process KCL driver drains the same backlog into
    Timestream and the stand-in (both sinks, checkpoints in the lease table). 2 and 3 alternate
    ``--rounds`` times on the same backlog (same machine load for both); medians are compared.
 4. Latency: a fresh stream; events posted one by one to the real gateway; for each, the time from

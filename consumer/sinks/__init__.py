@@ -1,16 +1,7 @@
-"""Where events go: Timestream, New Relic, and the dead-letter queue for what can never succeed."""
+"""Where events go: the raw-event store (Timestream) and New Relic."""
 
 from consumer.sinks.base import Rejection, Sink, WriteResult
-from consumer.sinks.dead_letter import DeadLetter, DeadLetterSink
 from consumer.sinks.newrelic import NewRelicSink
 from consumer.sinks.timestream import TimestreamSink
 
-__all__ = [
-    "DeadLetter",
-    "DeadLetterSink",
-    "NewRelicSink",
-    "Rejection",
-    "Sink",
-    "TimestreamSink",
-    "WriteResult",
-]
+__all__ = ["NewRelicSink", "Rejection", "Sink", "TimestreamSink", "WriteResult"]

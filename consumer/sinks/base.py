@@ -30,6 +30,9 @@ class WriteResult:
     # A server-given hint (Retry-After) for when the pending events may be retried.
     retry_after: float | None = None
     error: str | None = None
+    # The pending events failed on credentials or permissions (401/403, AccessDenied): an outage an
+    # operator must fix (the processor logs it for the alarm), never the events' fault.
+    misconfigured: bool = False
 
     @property
     def complete(self) -> bool:

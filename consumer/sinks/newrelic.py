@@ -3,8 +3,9 @@
 ``[{"common": {"attributes": {"service": "devops-metrics"}}, "logs": [{timestamp, message,
 attributes: {repo, event, event_id, source, metadata, ...}}]}]`` POSTed with ``Api-Key``.
 Answers: 2xx taken; 429 pending with the server's Retry-After; 5xx, 408 and network errors pending
-(the handler backs off); 413 split in halves; any other 4xx rejected with the response, so the
-events go to the dead-letter queue instead of blocking the shard forever.
+(the processor backs off); 401/403 pending and flagged as a misconfiguration (a wrong or revoked key
+is an outage to fix, not a reason to dead-letter every event); 413 split in halves; any other 4xx
+rejected with the response, so the events go to the dead-letter queue instead of blocking the shard.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SERVICE_NAME = "devops-metrics"
 # bounds the gzipped size from above (gzip adds at most a few bytes per 32 KB block).
 MAX_UNCOMPRESSED_BYTES = 900_000
 _PENDING_STATUSES = {408, 429}
+_MISCONFIGURED_STATUSES = {401, 403}
 
 
 def to_log_entry(event: DevOpsEvent) -> dict[str, Any]:
@@ -108,6 +110,7 @@ class NewRelicSink:
             total.rejected += result.rejected
             total.pending += result.pending
             total.error = total.error or result.error
+            total.misconfigured = total.misconfigured or result.misconfigured
             if result.retry_after is not None:
                 total.retry_after = max(total.retry_after or 0.0, result.retry_after)
         return total
@@ -128,6 +131,10 @@ class NewRelicSink:
             )
         if 200 <= status < 300:
             return WriteResult()
+        if status in _MISCONFIGURED_STATUSES:
+            return WriteResult(
+                pending=events, error=f"new relic answered {status}: check LOGGER_API_KEY", misconfigured=True
+            )
         if status in _PENDING_STATUSES or status >= 500:
             return WriteResult(pending=events, retry_after=retry_after, error=f"new relic answered {status}")
         if status == 413 and len(chunk) > 1:
@@ -138,6 +145,7 @@ class NewRelicSink:
                 pending=first.pending + second.pending,
                 retry_after=first.retry_after or second.retry_after,
                 error=first.error or second.error,
+                misconfigured=first.misconfigured or second.misconfigured,
             )
         reason = f"new relic answered {status}: {text}"
         logger.error("new relic refused a payload", extra={"status": status, "events": len(events)})

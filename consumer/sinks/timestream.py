@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumer.sinks.base import Rejection, WriteResult
+from devops_core.aws import is_configuration_error
 from devops_core.events import DevOpsEvent
 
 __all__ = ["MAX_RECORD_BYTES", "MEASURE_NAME", "TimestreamSink", "to_timestream_record"]
@@ -100,6 +101,7 @@ class TimestreamSink:
             total.rejected += result.rejected
             total.pending += result.pending
             total.error = total.error or result.error
+            total.misconfigured = total.misconfigured or result.misconfigured
         return total
 
     async def _write_chunk(self, events: list[DevOpsEvent]) -> WriteResult:
@@ -139,7 +141,9 @@ class TimestreamSink:
             logger.warning("timestream refused a chunk", extra={"code": code, "status": status})
         # Everything else (throttling or 5xx after botocore's retries, missing table, credentials)
         # is an outage: the events are kept and retried, never dropped.
-        return WriteResult(pending=events, error=f"{code or status}: {message}")
+        return WriteResult(
+            pending=events, error=f"{code or status}: {message}", misconfigured=is_configuration_error(error)
+        )
 
     def _sort_rejections(
         self, events: list[DevOpsEvent], records: list[dict[str, Any]], rejected: list[dict[str, Any]]

@@ -16,9 +16,13 @@ from typing import Any, Protocol
 
 from amazon_kclpy.checkpoint_error import CheckpointError
 
+from devops_core.retry import Backoff
+
 __all__ = ["Checkpointer", "checkpoint"]
 
 logger = logging.getLogger(__name__)
+
+_BACKOFF = Backoff(base=0.5, cap=5.0)
 
 
 class Checkpointer(Protocol):
@@ -35,16 +39,14 @@ def checkpoint(
     *,
     sub_sequence_number: int | None = None,
     retries: int = 5,
-    backoff_seconds: float = 0.5,
-    max_backoff_seconds: float = 5.0,
+    backoff: Backoff = _BACKOFF,
     sleep: Callable[[float], None] = time.sleep,
     shard_id: str | None = None,
 ) -> bool:
     """Checkpoint at ``sequence_number`` (None: the last record delivered, or SHARD_END in
     ``shard_ended``). Returns True if the checkpoint was recorded, False if it was given up.
-    ``ShutdownException`` returns False at once; other errors are retried ``retries`` times with a
-    doubling delay."""
-    delay = backoff_seconds
+    ``ShutdownException`` returns False at once; other errors are retried ``retries`` times with the
+    project's backoff."""
     for attempt in range(1, retries + 1):
         try:
             checkpointer.checkpoint(sequence_number, sub_sequence_number)
@@ -72,8 +74,7 @@ def checkpoint(
             else:
                 logger.warning("checkpoint failed; retrying", extra=log)
         if attempt < retries:
-            sleep(delay)
-            delay = min(delay * 2, max_backoff_seconds)
+            sleep(backoff.delay(attempt))
     logger.error(
         "checkpoint given up after retries",
         extra={"shard_id": shard_id, "sequence_number": sequence_number, "retries": retries},

@@ -10,7 +10,7 @@ gracefully and processors get ``shutdown_requested``), and is the processor side
 CLI::
 
     python -m devops_core.kcl.daemon --app-name devops-metrics-consumer \\
-        --executable "python -m consumer.processor" --print-properties
+        --executable "python -m consumer.kcl_app" --print-properties
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--app-name", required=True, help="KCL application name (= lease table name)")
     parser.add_argument(
-        "--executable", required=True, help='processor command, e.g. "python -m consumer.processor"'
+        "--executable", required=True, help='processor command, e.g. "python -m consumer.kcl_app"'
     )
     parser.add_argument("--stream", help="stream name (default: DEVOPS_STREAM_NAME)")
     parser.add_argument("--initial-position", choices=["TRIM_HORIZON", "LATEST"])

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from devops_core.aws import boto_client
 from devops_core.kcl.leases import SHARD_END, LeaseLostError, LeaseTable
+from devops_core.retry import Backoff
 
 __all__ = ["InitialPosition", "LocalCheckpointer", "LocalKclDriver", "ShardStatus"]
 
@@ -45,22 +46,21 @@ _THROTTLING = {
     "LimitExceededException",
     "RequestLimitExceeded",
 }
-_ERROR_BACKOFF_START = 0.2
-_ERROR_BACKOFF_MAX = 5.0
+_ERROR_BACKOFF = Backoff(base=0.2, cap=5.0)
 
 
-class _Backoff:
-    """Doubling delay for repeated failures; reset on success."""
+class _Failures:
+    """Consecutive failures of one loop, turned into the project's backoff; reset on success."""
 
     def __init__(self) -> None:
-        self._next = _ERROR_BACKOFF_START
+        self._count = 0
 
     def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, _ERROR_BACKOFF_MAX)
-        return delay
+        self._count += 1
+        return _ERROR_BACKOFF.delay(self._count)
 
     def reset(self) -> None:
-        self._next = _ERROR_BACKOFF_START
+        self._count = 0
 
 
 def _is_sequence_number(value: str | None) -> bool:
@@ -132,7 +132,7 @@ class _ShardReader:
         self._lease_lost = False
         self._closed = False
         self._checkpointer = LocalCheckpointer(self)
-        self._processor_errors = _Backoff()
+        self._processor_errors = _Failures()
         self.thread = threading.Thread(target=self._run_safely, name=f"kcl-{shard_id}", daemon=True)
 
     @property
@@ -219,7 +219,7 @@ class _ShardReader:
 
     def _read(self, processor: Any) -> None:
         iterator = self._iterator()
-        errors = _Backoff()
+        errors = _Failures()
         limit = self._driver.max_records_per_call
         while True:
             if self._lease_lost:
@@ -296,7 +296,7 @@ class _ShardReader:
     def _end_shard(self, processor: Any) -> None:
         """The shard is closed and fully read: the processor must checkpoint SHARD_END."""
         self._at_shard_end = True
-        retry = _Backoff()
+        retry = _Failures()
         while not self._stop.is_set() and not self._lease_lost:
             self._dispatch(processor, messages.ShardEndedInput({"action": "shardEnded"}))
             if self.checkpoint_value == SHARD_END:

@@ -14,9 +14,9 @@ import pytest
 from amazon_kclpy import messages
 
 from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
-from aggregator.processor import AggregatorProcessor
 from devops_core.aws import boto_client
 from devops_core.events import DevOpsEvent
+from devops_core.kcl.processor import StreamProcessor
 from devstack.inspect import read_stream_events
 from tests.aggregator.helpers import make_event
 
@@ -43,7 +43,7 @@ def kcl_record(data: bytes, seq: int, key: str = "demo") -> messages.Record:
     )
 
 
-def process(proc: AggregatorProcessor, records: list[messages.Record]) -> Checkpointer:
+def process(proc: StreamProcessor, records: list[messages.Record]) -> Checkpointer:
     checkpointer = Checkpointer()
     batch = messages.ProcessRecordsInput(
         {"records": records, "millisBehindLatest": 0, "action": "processRecords"}
@@ -53,7 +53,7 @@ def process(proc: AggregatorProcessor, records: list[messages.Record]) -> Checkp
 
 
 @pytest.fixture
-def processor(stack: Any) -> AggregatorProcessor:
+def processor(stack: Any) -> StreamProcessor:
     proc = build_processor(stack.settings)
     messages.InitializeInput(
         {
@@ -75,7 +75,7 @@ def now_event(kind: str, **kw: Any) -> DevOpsEvent:
     return make_event(kind, at=datetime.now(UTC) - kw.pop("ago", timedelta(0)), **kw)
 
 
-def test_deploys_emit_all_four_metrics_for_repo_and_all(stack: Any, processor: AggregatorProcessor) -> None:
+def test_deploys_emit_all_four_metrics_for_repo_and_all(stack: Any, processor: StreamProcessor) -> None:
     events = [now_event("deploy", ago=timedelta(days=d)) for d in (0, 1, 2)]
     checkpointer = process(processor, [kcl_record(e.to_record_data(), i) for i, e in enumerate(events)])
     assert checkpointer.calls == ["2"]
@@ -100,7 +100,7 @@ def test_deploys_emit_all_four_metrics_for_repo_and_all(stack: Any, processor: A
 
 
 def test_a_push_arriving_after_its_deploy_emits_the_new_lead_time(
-    stack: Any, processor: AggregatorProcessor
+    stack: Any, processor: StreamProcessor
 ) -> None:
     deploy = now_event("deploy", sha="abcdef12")
     process(processor, [kcl_record(deploy.to_record_data(), 1)])
@@ -121,7 +121,7 @@ def test_a_push_arriving_after_its_deploy_emits_the_new_lead_time(
 
 
 def test_redelivered_batch_counts_once_and_reemits_the_same_ids(
-    stack: Any, processor: AggregatorProcessor
+    stack: Any, processor: StreamProcessor
 ) -> None:
     records = [kcl_record(now_event("deploy").to_record_data(), i) for i in range(3)]
     process(processor, records)
@@ -136,7 +136,7 @@ def test_redelivered_batch_counts_once_and_reemits_the_same_ids(
 
 
 def test_poison_records_are_dead_lettered_and_the_batch_checkpoints(
-    stack: Any, processor: AggregatorProcessor
+    stack: Any, processor: StreamProcessor
 ) -> None:
     good = now_event("deploy")
     records = [
@@ -156,11 +156,11 @@ def test_poison_records_are_dead_lettered_and_the_batch_checkpoints(
         )
     ]
     assert sorted(b["sequence_number"] for b in bodies) == ["1", "2"]
-    assert all(b["reason"] and b["application"] == stack.settings.aggregator_application_name for b in bodies)
+    assert all(b["reason"] and b["application"] == "aggregator" for b in bodies)
     assert any("event_id" in b["reason"] for b in bodies)
 
 
-def test_own_metric_events_are_ignored(stack: Any, processor: AggregatorProcessor) -> None:
+def test_own_metric_events_are_ignored(stack: Any, processor: StreamProcessor) -> None:
     process(processor, [kcl_record(now_event("deploy").to_record_data(), 1)])
     emitted = metrics_in_stream(stack)
     # Feed the aggregator its own output, as it will read it from the stream.
@@ -173,7 +173,7 @@ def test_a_failing_batch_is_retried_until_stopped_and_never_checkpointed(stack: 
     """The KCL would move past a batch whose process_records raised: the processor must keep retrying
     (no skip) and, when stopped, return without a checkpoint so the batch is delivered again."""
     settings = stack.settings.model_copy(
-        update={"devops_stream_name": "no-such-stream", "aggregator_retry_deadline_seconds": 0.5}
+        update={"devops_stream_name": "no-such-stream", "processor_alarm_after_seconds": 0.5}
     )
     proc = build_processor(settings)
     checkpointer = Checkpointer()
@@ -190,9 +190,7 @@ def test_a_failing_batch_is_retried_until_stopped_and_never_checkpointed(stack: 
     assert checkpointer.calls == []
 
 
-def process_with(
-    proc: AggregatorProcessor, records: list[messages.Record], checkpointer: Checkpointer
-) -> None:
+def process_with(proc: StreamProcessor, records: list[messages.Record], checkpointer: Checkpointer) -> None:
     batch = messages.ProcessRecordsInput(
         {"records": records, "millisBehindLatest": 0, "action": "processRecords"}
     )

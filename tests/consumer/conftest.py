@@ -25,7 +25,7 @@ def consumer_settings(stack: Any, newrelic_standin: str, api_key: str) -> Settin
         update={
             "logger_api_key": SecretStr(api_key),
             "new_relic_log_endpoint": f"{newrelic_standin}/log/v1",
-            "consumer_max_backoff_seconds": 0.5,
+            "processor_max_backoff_seconds": 0.5,
         }
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-from consumer.processor import ConsumerProcessor
 from consumer.sinks.timestream import MEASURE_NAME
 from devstack.inspect import timestream_records
 from tests.consumer.consumer_helpers import (
@@ -24,7 +23,7 @@ SHARD = "shardId-000000000001"
 
 
 def _processor(runtime):
-    processor = ConsumerProcessor(runtime)
+    processor = runtime.new_processor()
     processor.initialize(initialize_input(SHARD))
     return processor
 
@@ -285,7 +284,7 @@ def test_large_batches_are_split_under_one_megabyte(
 def test_without_a_key_new_relic_is_off(emulator, consumer_settings, make_runtime, caplog):
     settings = consumer_settings.model_copy(update={"logger_api_key": None})
     runtime = make_runtime(settings)
-    assert [sink.name for sink in runtime.handler.sinks] == ["timestream"]
+    assert [sink.name for sink in runtime.application.sinks] == ["timestream"]
     assert sum("new relic sink off" in r.getMessage() for r in caplog.records) == 1
     checkpointer = FakeCheckpointer()
     event = make_event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amazon_kclpy.checkpoint_error import CheckpointError
 
 from devops_core.kcl import checkpoint
+from devops_core.retry import Backoff
 
 
 class ScriptedCheckpointer:
@@ -23,7 +24,8 @@ class ScriptedCheckpointer:
 def test_retries_throttling_with_doubling_backoff_then_succeeds() -> None:
     sleeps: list[float] = []
     checkpointer = ScriptedCheckpointer("ThrottlingException", "KinesisClientLibDependencyException")
-    assert checkpoint(checkpointer, "42", sleep=sleeps.append, backoff_seconds=0.1) is True
+    no_jitter = Backoff(base=0.1, cap=5, jitter=1.0)
+    assert checkpoint(checkpointer, "42", sleep=sleeps.append, backoff=no_jitter) is True
     assert checkpointer.calls == [("42", None)] * 3
     assert sleeps == [0.1, 0.2]
 
@@ -40,7 +42,7 @@ def test_gives_up_after_bounded_retries() -> None:
     sleeps: list[float] = []
     checkpointer = ScriptedCheckpointer(*["ThrottlingException"] * 10)
     done = checkpoint(
-        checkpointer, retries=3, sleep=sleeps.append, backoff_seconds=1, max_backoff_seconds=1.5
+        checkpointer, retries=3, sleep=sleeps.append, backoff=Backoff(base=1, cap=1.5, jitter=1.0)
     )
     assert done is False
     assert len(checkpointer.calls) == 3
