@@ -171,9 +171,7 @@ def test_poison_is_dead_lettered_in_the_one_shape(child: Child, stack: Stack) ->
     assert letters[0]["record"] == "not json"
 
 
-def test_shutdown_after_an_abandoned_batch_never_checkpoints_past_it(
-    child: Child, fault_proxy: str
-) -> None:
+def test_shutdown_after_an_abandoned_batch_never_checkpoints_past_it(child: Child, fault_proxy: str) -> None:
     assert child.process(record(1)) == ["1"]
     break_the_sink(fault_proxy, child, unavailable_services=True)
     failing = child.send_batch_in_background(record(2))
