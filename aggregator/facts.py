@@ -13,7 +13,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from devops_core.dora.history import Failure
 from devops_core.dora.model import DayFacts, FactKey
 from devops_core.metrics_store import Keys, encode_facts
 from devops_core.retry import Backoff
@@ -69,14 +68,18 @@ class FactsWriter:
         )
         if not written:
             return False
-        total = DayFacts.total(facts.values())
+        # The repo's share of the ALL day: its facts summed per environment ("" = production).
+        totals: dict[str, DayFacts] = {}
+        for key, value in facts.items():
+            totals.setdefault(key.environment or "", DayFacts()).add(value)
+        shares = {env: total.to_json() for env, total in sorted(totals.items()) if not total.is_empty()}
         names = {"#f": Keys.all_attribute(repo), "#v": Keys.all_version(repo)}
         values: dict[str, Any] = {":v": {"N": str(version)}, ":exp": expires}
-        if total.is_empty():
+        if not shares:
             update = "REMOVE #f SET #v = :v, expires_at = :exp"
         else:
             update = "SET #f = :f, #v = :v, expires_at = :exp"
-            values[":f"] = {"S": json.dumps(total.to_json(), separators=(",", ":"), sort_keys=True)}
+            values[":f"] = {"S": json.dumps(shares, separators=(",", ":"), sort_keys=True)}
         return self._conditional(
             Key={"pk": {"S": Keys.all_day(day)}, "sk": {"S": Keys.all_shard(repo)}},
             UpdateExpression=update,
@@ -85,10 +88,13 @@ class FactsWriter:
             ExpressionAttributeValues=values,
         )
 
-    def write_open_failures(self, repo: str, failures: Iterable[Failure], version: int) -> bool:
-        """The repo's failures not ended (yet): what "open now" is read from."""
+    def write_open_failures(
+        self, repo: str, failures: Iterable[tuple[datetime, FactKey]], version: int
+    ) -> bool:
+        """The repo's failures not ended (yet), by start and key: what "open now" is read from."""
         items = sorted(
-            [f.start.astimezone(UTC).isoformat(timespec="milliseconds"), f.key.encode()] for f in failures
+            [start.astimezone(UTC).isoformat(timespec="milliseconds"), key.encode()]
+            for start, key in failures
         )
         return self._conditional(
             Key={"pk": {"S": Keys.REPOS}, "sk": {"S": repo}},
@@ -124,6 +130,8 @@ class FactsWriter:
                 requests += [_put(Keys.TEAMS, key.team), _put(Keys.team(key.team), repo)]
             if key.service != repo:
                 requests += [_put(Keys.SERVICES, key.service), _put(Keys.service(key.service), repo)]
+            if key.environment:
+                requests.append(_put(Keys.ENVIRONMENTS, key.environment))
         unique = list({_key_of(request): request for request in requests}.values())
         for start in range(0, len(unique), 25):
             pending: dict[str, Any] = {self._table: unique[start : start + 25]}

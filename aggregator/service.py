@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from aggregator.emitter import StreamEmitter
 from aggregator.event_log import AppendResult, Conflict, EventLog
 from aggregator.facts import FactsWriter
-from devops_core.dora.history import daily_facts, derive
+from devops_core.dora.history import daily_facts, derive, environments_of
 from devops_core.dora.model import DayFacts, DoraConfig, FactKey, day_of
 from devops_core.dora.summary import METRIC_EVENTS
 from devops_core.events import MAX_FUTURE_SKEW, MAX_METADATA_BYTES, REPO_ALL, DevOpsEvent, EventType
@@ -159,8 +159,17 @@ class Aggregator:
         now = self._clock()
         last_day = max(day_of(now + MAX_FUTURE_SKEW), max(info.days) if info and info.days else first_day)
         since = datetime.combine(first_day, datetime.min.time(), UTC) - self._config.lookback
-        history = derive(self.store.events(repo, since), self._config)
-        derived = daily_facts(history, first_day, last_day)
+        events = self.store.events(repo, since)
+        # Production first, then every other environment the events name, each counted on its own
+        # (their facts carry the environment in their key: the dashboard's environment filter).
+        histories = [
+            derive(events, self._config, target)
+            for target in [None, *sorted(environments_of(events, self._config))]
+        ]
+        derived: dict[date, dict[FactKey, DayFacts]] = {}
+        for history in histories:
+            for day, items in daily_facts(history, first_day, last_day).items():
+                derived.setdefault(day, {}).update(items)
         stored = self.store.repo_facts(repo, first_day, last_day)
         changed = 0
         keys: set[FactKey] = set()
@@ -169,11 +178,16 @@ class Aggregator:
             keys |= set(new)
             if new != stored.get(day, {}) and self._facts.write_day(repo, day, new, version):
                 changed += 1
-        if any(key.team or key.service != repo for key in keys):
+        if any(key.team or key.service != repo or key.environment for key in keys):
             self._facts.index(repo, keys)
-        still_open = [f for f in history.failures if f.end is None]
-        known_open = {(start, key) for start, key in info.open} if info else set()
-        if {(f.start, f.key) for f in still_open} != known_open:
+        still_open = [
+            (f.start, history.key(f.event))
+            for history in histories
+            for f in history.failures
+            if f.end is None
+        ]
+        known_open = set(info.open) if info else set()
+        if set(still_open) != known_open:
             self._facts.write_open_failures(repo, still_open, version)
             changed += 0 if changed else 1  # the open count is part of what readers see
         return (last_day - first_day).days + 1, changed

@@ -85,20 +85,28 @@ class ReadModel:
         raise ValueError(f"not a per-repo scope: {scope}")
 
     def facts(
-        self, scope: Scope, first: date, last: date, repos: Mapping[str, RepoInfo]
+        self,
+        scope: Scope,
+        first: date,
+        last: date,
+        repos: Mapping[str, RepoInfo],
+        environment: str | None = None,
     ) -> dict[date, DayFacts]:
+        """Day facts of the scope, counting production (None) or one named environment."""
         if scope.kind == "all":
-            return self.store.all_facts(first, last)
+            return self.store.all_facts(first, last, environment)
         totals: dict[date, DayFacts] = defaultdict(DayFacts)
         for repo, belongs in self.members(scope, repos).items():
             for day, items in self.store.repo_facts(repo, first, last).items():
                 for key, value in items.items():
-                    if belongs(key):
+                    if key.environment == environment and belongs(key):
                         totals[day].add(value)
         return dict(totals)
 
-    def open_now(self, scope: Scope, repos: Mapping[str, RepoInfo], now: datetime) -> int:
-        """Production failures open now (started within the lookback, not ended)."""
+    def open_now(
+        self, scope: Scope, repos: Mapping[str, RepoInfo], now: datetime, environment: str | None = None
+    ) -> int:
+        """Failures open now (started within the lookback, not ended), of production or one environment."""
         oldest = now - self.config.lookback
         if scope.kind == "all":
             members: dict[str, Callable[[FactKey], bool]] = {repo: lambda key: True for repo in repos}
@@ -108,14 +116,18 @@ class ReadModel:
         for repo, belongs in members.items():
             info = repos.get(repo)
             if info is not None:
-                count += sum(1 for start, key in info.open if oldest <= start <= now and belongs(key))
+                count += sum(
+                    1
+                    for start, key in info.open
+                    if oldest <= start <= now and key.environment == environment and belongs(key)
+                )
         return count
 
     # -- what readers ask for ----------------------------------------------------------------------
-    def names(self) -> tuple[list[str], list[str]]:
-        """Every team (the mapping file and events) and every service events named."""
+    def names(self) -> tuple[list[str], list[str], list[str]]:
+        """Every team (the mapping file and events), service and non-production environment named."""
         teams = sorted(set(self.teams.teams()) | set(self.store.names(Keys.TEAMS)))
-        return teams, self.store.names(Keys.SERVICES)
+        return teams, self.store.names(Keys.SERVICES), self.store.names(Keys.ENVIRONMENTS)
 
     def known(self, scope: Scope, repos: Mapping[str, RepoInfo]) -> bool:
         """Has the scope any stored event (so a 404 can say so, and an empty scope shows no level)?"""
@@ -124,17 +136,24 @@ class ReadModel:
         return any(repo in repos for repo in self.members(scope, repos))
 
     def metrics(
-        self, scope: Scope, days: int, *, repos: Mapping[str, RepoInfo] | None = None
+        self,
+        scope: Scope,
+        days: int,
+        *,
+        repos: Mapping[str, RepoInfo] | None = None,
+        environment: str | None = None,
     ) -> ScopeMetrics:
+        """The scope's metrics over the ``days`` ending today, counting production (None) or one
+        named environment, with the previous window's for trends and a daily series."""
         now = self._clock()
         window = Window.ending_at(now, days)
         before = window.previous()
         known = repos if repos is not None else self.store.repos()
-        facts = self.facts(scope, before.first_day, window.last_day, known)
+        facts = self.facts(scope, before.first_day, window.last_day, known, environment)
         return ScopeMetrics(
             scope=scope,
             window=window,
-            values=summarize(facts, window, open_failures=self.open_now(scope, known, now)),
+            values=summarize(facts, window, open_failures=self.open_now(scope, known, now, environment)),
             previous=summarize(facts, before),
             daily=daily_series(facts, window),
         )

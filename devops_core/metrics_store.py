@@ -13,6 +13,7 @@ pk                     sk                          what
 ``repos``              ``<repo>``                  ``v`` = the repo's log version, ``days`` with events
 ``teams``/``team#<t>`` ``<t>``/``<repo>``          teams events named, and their repos
 ``services``/``svc#``  ``<s>``/``<repo>``          services events named, and their repos
+``environments``       ``<environment>``           non-production environments events named
 ``claim#<name>``       ``-``                       one periodic emit per period, across tasks
 =====================  ==========================  ===================================================
 
@@ -58,6 +59,7 @@ class Keys:
     REPOS = "repos"
     TEAMS = "teams"
     SERVICES = "services"
+    ENVIRONMENTS = "environments"
 
     @staticmethod
     def log(repo: str) -> str:
@@ -126,7 +128,7 @@ def decode_facts(text: str) -> dict[FactKey, DayFacts]:
 
 
 def encode_facts(facts: dict[FactKey, DayFacts]) -> str:
-    data = {key.encode(): value.to_json() for key, value in sorted(facts.items()) if not value.is_empty()}
+    data = {key.encode(): value.to_json() for key, value in facts.items() if not value.is_empty()}
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
@@ -223,8 +225,8 @@ class MetricsStore:
                 facts[date.fromisoformat(item["sk"]["S"])] = decoded
         return facts
 
-    def all_facts(self, first: date, last: date) -> dict[date, DayFacts]:
-        """Every repo's facts summed per day, for [first, last]."""
+    def all_facts(self, first: date, last: date, environment: str | None = None) -> dict[date, DayFacts]:
+        """Every repo's facts summed per day, for [first, last], of production or one environment."""
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         keys = [(Keys.all_day(day), str(shard)) for day in days for shard in range(ALL_SHARDS)]
         totals: dict[date, DayFacts] = defaultdict(DayFacts)
@@ -232,5 +234,7 @@ class MetricsStore:
             day = date.fromisoformat(pk.removeprefix("all#"))
             for name, value in item.items():
                 if name.startswith("r:"):
-                    totals[day].add(DayFacts.from_json(json.loads(value["S"])))
+                    share = json.loads(value["S"]).get(environment or "")
+                    if share:
+                        totals[day].add(DayFacts.from_json(share))
         return dict(totals)

@@ -15,7 +15,7 @@ from devops_core.metrics_read import Scope, build_read_model
 from producer.api_models import FieldError
 from producer.errors import ApiError
 from producer.metrics_models import MetricsOverview, RepoActivity, RepoMetrics
-from producer.metrics_reader import MetricsReader
+from producer.metrics_reader import PRODUCTION, MetricsReader
 from producer.state import METRICS_READER, SETTINGS
 
 __all__ = ["ALLOWED_WINDOWS", "setup_metrics"]
@@ -31,6 +31,15 @@ def _one(request: web.Request, name: str) -> str | None:
     if len(given) > 1 or (given and not given[0].strip()):
         raise ApiError(422, [FieldError(field=name, reason="give it once, not empty").model_dump()])
     return given[0] if given else None
+
+
+def _environment(request: web.Request) -> str | None:
+    """None: the production environments; else one environment, by its normalized name."""
+    given = _one(request, "environment")
+    config = request.app[METRICS_READER].model.config
+    if given is None or given.strip().casefold() == PRODUCTION or config.is_production(given.strip()):
+        return None
+    return config.environment(given)
 
 
 def _window_days(request: web.Request) -> int:
@@ -66,12 +75,15 @@ async def _read(request: web.Request, read: Awaitable[T]) -> T:
 async def get_metrics(request: web.Request) -> web.Response:
     days = _window_days(request)
     team, service = _one(request, "team"), _one(request, "service")
+    environment = _environment(request)
     if team and service:
         raise ApiError(
             422, [FieldError(field="team", reason="filter by team or by service, not both").model_dump()]
         )
     reader = request.app[METRICS_READER]
-    overview = await _read(request, reader.overview(days, team=team, service=service))
+    overview = await _read(
+        request, reader.overview(days, team=team, service=service, environment=environment)
+    )
     if (team or service) and not overview.repos:
         what = f"team {team!r}" if team else f"service {service!r}"
         raise ApiError(404, f"no events of {what} are stored; check the name or the teams file")
@@ -81,7 +93,9 @@ async def get_metrics(request: web.Request) -> web.Response:
 async def get_repo_metrics(request: web.Request) -> web.Response:
     repo = request.match_info["repo"]
     days = _window_days(request)
-    metrics = await _read(request, request.app[METRICS_READER].scope(Scope.repo(repo), days))
+    metrics = await _read(
+        request, request.app[METRICS_READER].scope(Scope.repo(repo), days, _environment(request))
+    )
     if metrics is None:
         raise ApiError(404, f"no events of repo {repo!r} are stored (any event: push, deploy, incident...)")
     return _json(metrics)

@@ -93,6 +93,10 @@ class DayPoint(BaseModel):
 class RepoMetrics(BaseModel):
     repo: str = Field(description="The scope's name: a repository, a team, a service, or ALL.")
     scope: Literal["all", "repo", "team", "service"]
+    environment: str = Field(
+        description="'production' (every environment DORA_PRODUCTION_ENVIRONMENTS matches), or the one "
+        "environment the metrics count."
+    )
     window_days: int
     window_start: str = Field(description="First UTC day of the window.")
     window_end: str = Field(description="Last UTC day of the window (today).")
@@ -109,12 +113,16 @@ class MetricsOverview(BaseModel):
     window_days: int
     scope: Literal["all", "team", "service"] = Field(description="What the overview is filtered to.")
     name: str = Field(description="ALL, or the team or service of the filter.")
+    environment: str = Field(description="'production', or the environment the metrics count.")
     repos: list[RepoMetrics] = Field(
         description="The filter's own metrics first (ALL, the team or the service), then every repository "
         "with events in the window (of the team or service, when filtered)."
     )
     teams: list[str] = Field(description="Every team known (mapping file and events), for filters.")
     services: list[str] = Field(description="Every service events named, for filters.")
+    environments: list[str] = Field(
+        description="'production' then every other environment deployments or incidents named, for filters."
+    )
 
 
 class ChangeRow(BaseModel):

@@ -23,6 +23,8 @@ from producer.metrics_models import MetricsOverview, RepoActivity, RepoMetrics
 __all__ = ["MetricsReader", "activity_of", "to_model"]
 
 T = TypeVar("T")
+# The environment filter's default: the production environments (DORA_PRODUCTION_ENVIRONMENTS).
+PRODUCTION = "production"
 
 # Per metric: the headline value and whether more of it is better (for the trend's direction).
 _HEADLINES: dict[str, tuple[str, str, bool]] = {
@@ -43,10 +45,11 @@ def _trend(now: float | None, before: float | None, more_is_better: bool) -> dic
     return {"previous": before, "change": change, "direction": direction}
 
 
-def to_model(result: ScopeMetrics) -> RepoMetrics:
+def to_model(result: ScopeMetrics, environment: str | None = None) -> RepoMetrics:
     body: dict[str, Any] = {
         "repo": result.scope.name,
         "scope": result.scope.kind,
+        "environment": environment or PRODUCTION,
         "window_days": result.window.days,
         "window_start": result.window.first_day.isoformat(),
         "window_end": result.window.last_day.isoformat(),
@@ -85,18 +88,25 @@ class MetricsReader:
     async def repos(self) -> dict[str, RepoInfo]:
         return await self._cached(("#repos",), self.model.store.repos)
 
-    async def scope(self, scope: Scope, days: int) -> RepoMetrics | None:
+    async def scope(self, scope: Scope, days: int, environment: str | None = None) -> RepoMetrics | None:
         """A scope's metrics; None when it has no stored event at all."""
         repos = await self.repos()
         if not self.model.known(scope, repos):
             return None
         return await self._cached(
-            (scope.kind, scope.name, str(days)),
-            lambda: to_model(self.model.metrics(scope, days, repos=repos)),
+            (scope.kind, scope.name, str(days), environment or ""),
+            lambda: to_model(
+                self.model.metrics(scope, days, repos=repos, environment=environment), environment
+            ),
         )
 
     async def overview(
-        self, days: int, *, team: str | None = None, service: str | None = None
+        self,
+        days: int,
+        *,
+        team: str | None = None,
+        service: str | None = None,
+        environment: str | None = None,
     ) -> MetricsOverview:
         repos = await self.repos()
         first = day_of(self._clock()) - timedelta(days=days - 1)
@@ -106,18 +116,20 @@ class MetricsReader:
             members = self.model.members(head, repos)
             in_window = [repo for repo in in_window if repo in members]
         found = await asyncio.gather(
-            self.scope(head, days),
-            *(self.scope(Scope.repo(repo), days) for repo in in_window if repo != REPO_ALL),
+            self.scope(head, days, environment),
+            *(self.scope(Scope.repo(repo), days, environment) for repo in in_window if repo != REPO_ALL),
         )
-        teams, services = await self._cached(("#names",), self.model.names)
+        teams, services, environments = await self._cached(("#names",), self.model.names)
         return MetricsOverview(
             generated_at=self._clock(),
             window_days=days,
             scope=head.kind,  # type: ignore[arg-type]
             name=head.name,
+            environment=environment or PRODUCTION,
             repos=[metrics for metrics in found if metrics is not None],
             teams=teams,
             services=services,
+            environments=[PRODUCTION, *environments],
         )
 
     async def activity(self, repo: str, days: int) -> RepoActivity | None:
@@ -146,7 +158,7 @@ def activity_of(model: ReadModel, repo: str, window: Window) -> RepoActivity:
                     "event_id": d.event.event_id,
                     "time": d.time,
                     "environment": d.event.environment or "production",
-                    "counted": d.production,
+                    "counted": d.counted,
                     "outcome": "success" if d.success else "failure",
                     "sha": d.event.sha,
                     "change_failure": d.change_failure,

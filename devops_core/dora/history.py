@@ -7,7 +7,9 @@ on arrival order, batch boundaries or duplicates. Every pairing looks back at mo
 day from the events of the lookback before it and nothing older.
 
 - A *deployment* is a ``deploy`` or ``deploy_failed`` (outcome failure). Only deployments to a
-  production environment count; the others are kept as ``other_deploys``.
+  production environment count; the others are kept as ``other_deploys``. The same definitions can be
+  applied to one other environment (``target``): then its deployments and incidents are the counted
+  ones, as if it were production (the dashboard's environment filter).
 - A deployment *ships* its own ``sha``, the ``commits`` it lists, and the commits (and head) of every
   push of its ``sha`` within the lookback before it.
 - A change's *start* for a deployment is the earliest time known from the reports within the
@@ -44,6 +46,7 @@ __all__ = [
     "ShippedChange",
     "daily_facts",
     "derive",
+    "environments_of",
     "failures_open_at",
 ]
 
@@ -59,7 +62,7 @@ class ShippedChange:
 class Deployment:
     event: DevOpsEvent
     environment: str  # normalized (see DoraConfig.environment)
-    production: bool
+    counted: bool  # in the environment the metrics are about (production, or the target)
     success: bool
     ships: frozenset[str] = frozenset()
     changes: list[ShippedChange] = field(default_factory=list)  # first shipped here, with lead time
@@ -74,10 +77,6 @@ class Deployment:
     def order(self) -> tuple[datetime, str]:
         return (self.event.time, self.event.event_id)
 
-    @property
-    def key(self) -> FactKey:
-        return _key(self.event)
-
 
 @dataclass
 class Failure:
@@ -88,10 +87,6 @@ class Failure:
     end: datetime | None = None
 
     @property
-    def key(self) -> FactKey:
-        return _key(self.event)
-
-    @property
     def recovery_s(self) -> float | None:
         return None if self.end is None else _seconds(self.end - self.start)
 
@@ -100,11 +95,22 @@ class Failure:
 class RepoHistory:
     repo: str
     deployments: list[Deployment]  # every deployment, in (time, event_id) order
-    failures: list[Failure]  # production failures, by start
+    failures: list[Failure]  # failures in the counted environment, by start
+    target: str | None = None  # None: production; else the one environment counted
+
+    def key(self, event: DevOpsEvent) -> FactKey:
+        return FactKey(event.service or event.repo, event.team, self.target)
 
 
-def _key(event: DevOpsEvent) -> FactKey:
-    return FactKey(event.service or event.repo, event.team)
+def environments_of(events: Iterable[DevOpsEvent], config: DoraConfig) -> set[str]:
+    """The non-production environments the events name (each can be a ``target``)."""
+    return {
+        config.environment(event.environment)
+        for event in events
+        if event.environment is not None
+        and (event.is_deploy or event.incident_id)
+        and not config.is_production(event.environment)
+    }
 
 
 def _seconds(delta: timedelta) -> float:
@@ -129,8 +135,9 @@ def _unique(events: Iterable[DevOpsEvent]) -> list[DevOpsEvent]:
     return sorted(by_id.values(), key=lambda e: (e.time, e.event_id))
 
 
-def derive(events: Iterable[DevOpsEvent], config: DoraConfig) -> RepoHistory:
-    """Deployments with their changes, change failures and rework; failures with their ends."""
+def derive(events: Iterable[DevOpsEvent], config: DoraConfig, target: str | None = None) -> RepoHistory:
+    """Deployments with their changes, change failures and rework; failures with their ends. The
+    counted environment is production, or ``target`` (a normalized environment name)."""
     ordered = _unique(events)
     repos = {event.repo for event in ordered}
     if len(repos) > 1:
@@ -140,17 +147,17 @@ def derive(events: Iterable[DevOpsEvent], config: DoraConfig) -> RepoHistory:
         Deployment(
             event=event,
             environment=config.environment(event.environment),
-            production=config.is_production(event.environment),
+            counted=config.counts(event.environment, target),
             success=not event.failed,
         )
         for event in ordered
         if event.is_deploy
     ]
     _ship(deployments, ordered, lookback)
-    failures = _failures(deployments, ordered, config)
+    failures = _failures(deployments, ordered, config, target)
     _attribute_incidents(deployments, failures, lookback)
     _mark_rework(deployments, failures, lookback)
-    return RepoHistory(next(iter(repos), ""), deployments, failures)
+    return RepoHistory(next(iter(repos), ""), deployments, failures, target)
 
 
 def _ship(deployments: list[Deployment], ordered: list[DevOpsEvent], lookback: timedelta) -> None:
@@ -197,11 +204,11 @@ def _ship(deployments: list[Deployment], ordered: list[DevOpsEvent], lookback: t
     shippers: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for deployment in deployments:
         deployment.ships = ships(deployment)
-        if deployment.success and deployment.production:
+        if deployment.success and deployment.counted:
             for sha in deployment.ships:
                 shippers[sha].append(deployment.order)
     for deployment in deployments:
-        if not (deployment.success and deployment.production):
+        if not (deployment.success and deployment.counted):
             continue
         for sha in sorted(deployment.ships):
             began = start(sha, deployment)
@@ -214,8 +221,10 @@ def _ship(deployments: list[Deployment], ordered: list[DevOpsEvent], lookback: t
             deployment.changes.append(ShippedChange(sha, began, _seconds(deployment.time - began)))
 
 
-def _failures(deployments: list[Deployment], ordered: list[DevOpsEvent], config: DoraConfig) -> list[Failure]:
-    """Production failures with their ends."""
+def _failures(
+    deployments: list[Deployment], ordered: list[DevOpsEvent], config: DoraConfig, target: str | None
+) -> list[Failure]:
+    """Failures in the counted environment, with their ends."""
     lookback = config.lookback
     restores: dict[str, list[datetime]] = defaultdict(list)
     successes: dict[str, list[datetime]] = defaultdict(list)
@@ -235,12 +244,12 @@ def _failures(deployments: list[Deployment], ordered: list[DevOpsEvent], config:
     failures: list[Failure] = [
         Failure("deployment", d.event, d.environment, d.time)
         for d in deployments
-        if d.production and not d.success
+        if d.counted and not d.success
     ]
     failures += [
         Failure("incident", event, config.environment(event.environment), event.time)
         for event in opened.values()
-        if config.is_production(event.environment)
+        if config.counts(event.environment, target)
     ]
     for failure in failures:
         ends = [_first_at_or_after(restores[failure.environment], failure.start)]
@@ -256,15 +265,15 @@ def _failures(deployments: list[Deployment], ordered: list[DevOpsEvent], config:
 
 def _attribute_incidents(deployments: list[Deployment], failures: list[Failure], lookback: timedelta) -> None:
     """An incident that names its cause makes that production deployment a change failure."""
-    production = [d for d in deployments if d.production]
-    for deployment in production:
+    counted = [d for d in deployments if d.counted]
+    for deployment in counted:
         if not deployment.success:
             deployment.change_failure = True
     for failure in failures:
         if failure.kind != "incident":
             continue
         event = failure.event
-        candidates = [d for d in production if failure.start - lookback <= d.time <= failure.start]
+        candidates = [d for d in counted if failure.start - lookback <= d.time <= failure.start]
         cause: Deployment | None = None
         if event.deployment_id:
             named = [d for d in candidates if d.event.deployment_id == event.deployment_id]
@@ -281,7 +290,7 @@ def _mark_rework(deployments: list[Deployment], failures: list[Failure], lookbac
     for failure in failures:
         by_environment[failure.environment].append(failure)
     for deployment in deployments:
-        if not deployment.production:
+        if not deployment.counted:
             continue
         if deployment.event.remediation:
             deployment.rework = True
@@ -305,10 +314,11 @@ def daily_facts(history: RepoHistory, first_day: date, last_day: date) -> dict[d
         day = day_of(deployment.time)
         if not in_range(day):
             continue
-        item = facts[day][deployment.key]
-        if not deployment.production:
-            item.other_deploys += 1
+        if not deployment.counted:
+            if history.target is None:  # shown once, with the production facts
+                facts[day][history.key(deployment.event)].other_deploys += 1
             continue
+        item = facts[day][history.key(deployment.event)]
         item.deploys += 1
         item.failed_deploys += 0 if deployment.success else 1
         item.change_failures += 1 if deployment.change_failure else 0
@@ -316,7 +326,8 @@ def daily_facts(history: RepoHistory, first_day: date, last_day: date) -> dict[d
         item.lead_s += [change.lead_s for change in deployment.changes]
     for failure in history.failures:
         if failure.end is not None and in_range(day_of(failure.end)):
-            facts[day_of(failure.end)][failure.key].recovery_s.append(_seconds(failure.end - failure.start))
+            key = history.key(failure.event)
+            facts[day_of(failure.end)][key].recovery_s.append(_seconds(failure.end - failure.start))
     return {day: {key: value.normalized() for key, value in items.items()} for day, items in facts.items()}
 
 

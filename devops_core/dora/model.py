@@ -61,6 +61,11 @@ class DoraConfig:
     def is_production(self, name: str | None) -> bool:
         return self.production.search(name or DEFAULT_ENVIRONMENT) is not None
 
+    def counts(self, name: str | None, target: str | None) -> bool:
+        """Does a deployment to ``name`` count when the metrics are about ``target`` (None: the
+        production environments, else one environment by its normalized name)?"""
+        return self.is_production(name) if target is None else self.environment(name) == target
+
 
 @dataclass(frozen=True)
 class Window:
@@ -88,26 +93,29 @@ class Window:
         return Window(self.days, self.first_day - timedelta(days=1))
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class FactKey:
     """Who a fact belongs to inside its repo: the service (the repo's name when the event names
-    none) and the team the event named (None: the repo-to-team mapping decides when reading)."""
+    none), the team the event named (None: the repo-to-team mapping decides when reading), and the
+    environment the facts count (None: the production environments; else one named environment)."""
 
     service: str
     team: str | None = None
+    environment: str | None = None
 
     def encode(self) -> str:
-        return f"{self.service}\t{self.team or ''}"
+        return f"{self.service}\t{self.team or ''}\t{self.environment or ''}"
 
     @classmethod
     def decode(cls, text: str) -> FactKey:
-        service, _, team = text.partition("\t")
-        return cls(service, team or None)
+        service, team, environment = [*text.split("\t"), "", ""][:3]
+        return cls(service, team or None, environment or None)
 
 
 @dataclass
 class DayFacts:
-    """What one day holds for one scope. Counts are of production deployments only."""
+    """What one day holds for one scope. Counts are of the counted environment's deployments only
+    (production, unless the facts are keyed by another environment)."""
 
     deploys: int = 0  # production deployments, whatever their outcome
     failed_deploys: int = 0  # of which the outcome was failure

@@ -145,12 +145,18 @@ def daily_series(facts: Mapping[date, DayFacts], window: Window) -> list[dict[st
 
 
 def metrics(
-    events: Iterable[DevOpsEvent], window: Window, config: DoraConfig, *, now: datetime | None = None
+    events: Iterable[DevOpsEvent],
+    window: Window,
+    config: DoraConfig,
+    *,
+    now: datetime | None = None,
+    environment: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The metrics of a set of events (any repos) over ``window``: the definition, in one call.
 
     Pairing never crosses repos, so each repo's history is derived alone and the day facts summed.
     ``now`` (usually within the window's last day) also counts the failures open at that moment.
+    ``environment``: count one named (normalized) environment instead of production.
     """
     by_repo: dict[str, list[DevOpsEvent]] = {}
     for event in events:
@@ -158,7 +164,7 @@ def metrics(
     facts: dict[date, DayFacts] = {}
     still_open = 0
     for repo_events in by_repo.values():
-        history = derive(repo_events, config)
+        history = derive(repo_events, config, environment)
         for day, items in daily_facts(history, window.first_day, window.last_day).items():
             facts.setdefault(day, DayFacts()).add(DayFacts.total(items.values()))
         if now is not None:

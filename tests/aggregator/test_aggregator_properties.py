@@ -51,9 +51,9 @@ def stored(result: dict[str, dict[str, object]]) -> dict[str, object]:
     }
 
 
-def expected(events: list[DevOpsEvent], days: int) -> dict[str, object]:
+def expected(events: list[DevOpsEvent], days: int, environment: str | None = None) -> dict[str, object]:
     window = Window.ending_at(NOW, days)
-    ref = reference(events, window.first_day, window.last_day, NOW).values()
+    ref = reference(events, window.first_day, window.last_day, NOW, environment=environment).values()
     return {
         "deploys": ref["deploys"],
         "failed_deploys": ref["failed_deploys"],
@@ -88,9 +88,10 @@ def test_any_order_duplication_and_batch_split_gives_the_reference_numbers(
             assert aggregator.handle(delivery[start:end]).conflicts == []
     repos = aggregator.store.repos()
     for days in (7, 30, 90):
-        assert stored(aggregator.read_model.metrics(Scope.all(), days, repos=repos).values) == expected(
-            events, days
-        )
+        model = aggregator.read_model
+        assert stored(model.metrics(Scope.all(), days, repos=repos).values) == expected(events, days)
+        staging = model.metrics(Scope.all(), days, repos=repos, environment="staging").values
+        assert stored(staging) == expected(events, days, "staging")
         for repo in REPOS:
             mine = [e for e in events if e.repo == repo]
             if repo in repos:

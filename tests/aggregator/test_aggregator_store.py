@@ -100,7 +100,7 @@ def test_all_sums_every_repo_and_a_team_takes_its_repos_and_named_events(
         Scope.repo("ledger"): 2,
         Scope("service", "ledger-worker"): 1,
     }
-    assert aggregator.read_model.names() == (["payments"], ["ledger-worker"])
+    assert aggregator.read_model.names() == (["payments"], ["ledger-worker"], [])
 
 
 def test_only_changed_days_are_written_and_a_resend_changes_nothing(
@@ -122,3 +122,29 @@ def test_periodic_emit_covers_every_active_scope_once_per_period(new_aggregator:
     )
     assert aggregator.emit_periodic(3600) == 15  # a, b (only pushes: still listed) and ALL x 5 metrics
     assert new_aggregator().emit_periodic(3600) == 0  # another task, same period
+
+
+def test_another_environment_is_counted_on_its_own_when_asked(new_aggregator: AggregatorFactory) -> None:
+    """Staging is never in the production numbers; filtered on, it has its own five metrics."""
+    aggregator = new_aggregator()
+    aggregator.handle(
+        [
+            make_event("push", at=NOW - 6 * H, sha="aaaaaaa1"),
+            make_event("deploy", at=NOW - 5 * H, sha="aaaaaaa1", environment="Staging"),
+            make_event("deploy", at=NOW - 4 * H, outcome="failure", environment="staging"),
+            make_event("deploy", at=NOW - 3 * H, sha="aaaaaaa1"),
+        ]
+    )
+    production = values(aggregator, Scope.repo("demo"))
+    staging = aggregator.read_model.metrics(Scope.repo("demo"), 30, environment="staging").values
+    assert (
+        production["calc_deployment_freq"]["count"],
+        production["calc_deployment_freq"]["other_environments"],
+    ) == (1, 2)
+    assert production["calc_lead_time"]["median_s"] == 3 * 3600.0
+    assert (staging["calc_deployment_freq"]["count"], staging["calc_change_failure_rate"]["failures"]) == (
+        2,
+        1,
+    )
+    assert staging["calc_lead_time"]["median_s"] == 3600.0
+    assert aggregator.read_model.names()[2] == ["staging"]

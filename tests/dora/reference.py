@@ -56,12 +56,13 @@ def reference(
     *,
     production: str = r"(?i)^(prod|production|live)$",
     lookback_days: int = 180,
+    environment: str | None = None,
 ) -> Reference:
+    """``environment``: count that one environment (normalized name) instead of production."""
     result = Reference(0, 0, 0, 0, 0, [], [], 0)
     for repo in sorted({e.repo for e in events}):
-        _one_repo(
-            [e for e in events if e.repo == repo], first_day, last_day, now, production, lookback_days, result
-        )
+        mine = [e for e in events if e.repo == repo]
+        _one_repo(mine, first_day, last_day, now, production, lookback_days, environment, result)
     return result
 
 
@@ -72,6 +73,7 @@ def _one_repo(
     now: datetime,
     production: str,
     lookback_days: int,
+    environment: str | None,
     out: Reference,
 ) -> None:
     lookback = timedelta(days=lookback_days)
@@ -85,6 +87,8 @@ def _one_repo(
         return (e.environment or "production").strip().casefold()
 
     def is_prod(e: DevOpsEvent) -> bool:
+        if environment is not None:
+            return env(e) == environment
         return re.search(production, e.environment or "production") is not None
 
     def failed(e: DevOpsEvent) -> bool:
@@ -188,7 +192,7 @@ def _one_repo(
         if not in_window(d.time):
             continue
         if not is_prod(d):
-            out.other_deploys += 1
+            out.other_deploys += environment is None  # counted once, with production
             continue
         out.deploys += 1
         out.failed_deploys += failed(d)

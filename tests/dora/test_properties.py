@@ -38,9 +38,13 @@ def observed(result: dict[str, dict[str, object]]) -> dict[str, object]:
     }
 
 
-def expected(events: list[DevOpsEvent], days: int, lookback_days: int) -> dict[str, object]:
+def expected(
+    events: list[DevOpsEvent], days: int, lookback_days: int, environment: str | None = None
+) -> dict[str, object]:
     window = Window.ending_at(NOW, days)
-    ref = reference(events, window.first_day, window.last_day, NOW, lookback_days=lookback_days).values()
+    ref = reference(
+        events, window.first_day, window.last_day, NOW, lookback_days=lookback_days, environment=environment
+    ).values()
     return {
         "deploys": ref["deploys"],
         "failed_deploys": ref["failed_deploys"],
@@ -56,12 +60,15 @@ def expected(events: list[DevOpsEvent], days: int, lookback_days: int) -> dict[s
 
 
 @settings(max_examples=300, deadline=None)
-@given(histories(), st.sampled_from([180, 20]))
-def test_metrics_agree_with_the_reference(events: list[DevOpsEvent], lookback_days: int) -> None:
+@given(histories(), st.sampled_from([180, 20]), st.sampled_from([None, "staging"]))
+def test_metrics_agree_with_the_reference(
+    events: list[DevOpsEvent], lookback_days: int, environment: str | None
+) -> None:
+    """Production by default, or another environment counted as if it were production (the filter)."""
     config = DoraConfig(lookback_days=lookback_days)
     for days in WINDOWS:
-        result = metrics(events, Window.ending_at(NOW, days), config, now=NOW)
-        assert observed(result) == expected(events, days, lookback_days), days
+        result = metrics(events, Window.ending_at(NOW, days), config, now=NOW, environment=environment)
+        assert observed(result) == expected(events, days, lookback_days, environment), days
 
 
 @settings(max_examples=200, deadline=None)
