@@ -48,6 +48,10 @@ def push(commits: list[tuple[str, datetime]]) -> dict[str, Any]:
     ]
     payload["head_commit"] = payload["commits"][-1]
     payload["after"] = commits[-1][0]
+    # One push event per push (producer.github.parsers.parse_push): its time is repository.pushed_at,
+    # and (ref, before, after) identify it, so each push here starts from its own `before`.
+    payload["repository"]["pushed_at"] = int(commits[-1][1].timestamp())
+    payload["before"] = uuid.uuid4().hex + "0" * 8
     return payload
 
 
@@ -55,6 +59,8 @@ def deployment_status(sha: str, at: datetime, state: str = "success") -> dict[st
     payload = load("deployment_status.json")
     payload["deployment"]["sha"] = sha
     payload["deployment_status"].update({"state": state, "created_at": stamp(at), "updated_at": stamp(at)})
+    # The event id is the status id (producer.github.parsers): each deployment status has its own.
+    payload["deployment_status"]["id"] = uuid.uuid4().int % 10**12
     return payload
 
 
