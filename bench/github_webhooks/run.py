@@ -1,6 +1,9 @@
-"""Latency and throughput of POST /webhooks/github: signed push deliveries (2 commits each) through
-the real gateway into Kinesis on the embedded emulator (moto in a subprocess). Prints one JSON line
-per concurrency level."""
+"""Latency and throughput of POST /webhooks/github: signed push deliveries (2 commits each, one push
+event per delivery) through the real gateway into Kinesis on the embedded emulator (moto in a
+subprocess). Every delivery is a different push (its own `before`), so every event id differs, as in
+real traffic. Baseline, same run and same gateway: the equivalent event (a push with the same two
+commits) as a CI script sends it, POST /process-event with the bearer token; the ratio shows what
+the signature check and GitHub's payload cost. Prints one JSON line per concurrency level."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from producer.app import create_app
 from producer.github import WEBHOOK_PATH, sign
 
 SECRET = "bench-secret"
+TOKEN = "bench-token"
 PAYLOAD = ROOT / "tests" / "webhooks" / "payloads" / "push.json"
 
 
@@ -36,41 +40,80 @@ async def run(deliveries: int, concurrency: int) -> dict[str, float | int]:
         devops_stream_name=f"bench-gh-{suffix}",
         secret_store_name=f"bench-gh-{suffix}",
         github_webhook_secret=SecretStr(SECRET),
+        devops_events_secret_token=SecretStr(TOKEN),
+        rate_limit_per_second=0,
     )
     provision(settings, shard_count=2)
-    body = PAYLOAD.read_bytes()
-    latencies: list[float] = []
+    template = json.loads(PAYLOAD.read_bytes())
+    bodies = []
+    for n in range(deliveries + 1):
+        template["before"] = f"{n:040x}"
+        bodies.append(json.dumps(template).encode())
+    events = [
+        json.dumps(
+            {
+                "repo": template["repository"]["full_name"],
+                "event": "push",
+                "sha": template["after"],
+                "time": "2026-11-27T08:20:00Z",
+                "commits": [{"sha": c["id"], "time": c["timestamp"]} for c in template["commits"]],
+                "event_id": f"bench-{suffix}-{n}",
+            }
+        ).encode()
+        for n in range(deliveries + 1)
+    ]
     gate = asyncio.Semaphore(concurrency)
     async with TestClient(TestServer(create_app(settings))) as client:
 
-        async def one() -> None:
-            headers = {
-                "Content-Type": "application/json",
-                "X-GitHub-Event": "push",
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": sign(body, SECRET),
-            }
+        def webhook(body: bytes) -> tuple[str, bytes, dict[str, str]]:
+            return (
+                WEBHOOK_PATH,
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "X-GitHub-Event": "push",
+                    "X-GitHub-Delivery": str(uuid.uuid4()),
+                    "X-Hub-Signature-256": sign(body, SECRET),
+                },
+            )
+
+        def process_event(body: bytes) -> tuple[str, bytes, dict[str, str]]:
+            return (
+                "/process-event",
+                body,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+            )
+
+        async def one(request: tuple[str, bytes, dict[str, str]], latencies: list[float]) -> None:
+            path, body, headers = request
             async with gate:
                 started = time.perf_counter()
-                response = await client.post(WEBHOOK_PATH, data=body, headers=headers)
+                response = await client.post(path, data=body, headers=headers)
                 await response.read()
                 latencies.append(time.perf_counter() - started)
                 assert response.status == 202, response.status
 
-        await one()  # warm-up (connection pools)
-        latencies.clear()
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(deliveries)))
-        elapsed = time.perf_counter() - started
+        async def measure(requests: list[tuple[str, bytes, dict[str, str]]]) -> tuple[float, list[float]]:
+            latencies: list[float] = []
+            await one(requests[-1], [])  # warm-up (connection pools)
+            started = time.perf_counter()
+            await asyncio.gather(*(one(request, latencies) for request in requests[:-1]))
+            return time.perf_counter() - started, latencies
+
+        elapsed, latencies = await measure([webhook(body) for body in bodies])
+        baseline, baseline_latencies = await measure([process_event(body) for body in events])
     records = len(await asyncio.to_thread(read_stream, settings.devops_stream_name))
+    assert records == 2 * (deliveries + 1), (records, deliveries)
     return {
         "deliveries": deliveries,
         "concurrency": concurrency,
-        "payload_bytes": len(body),
+        "payload_bytes": len(bodies[0]),
         "deliveries_per_s": round(deliveries / elapsed, 1),
-        "events_per_s": round(2 * deliveries / elapsed, 1),
         "p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+        "baseline_process_event_per_s": round(deliveries / baseline, 1),
+        "baseline_p50_ms": round(percentile(baseline_latencies, 50) * 1000, 1),
+        "ratio": round(baseline / elapsed, 2),
         "records_in_stream": records,
     }
 
