@@ -1,8 +1,8 @@
-"""The aggregator: DORA metrics over a window, from the event stream back into the stream."""
+"""The aggregator: the event log, and the DORA metrics derived from it, back into the stream."""
 
 from __future__ import annotations
 
+from aggregator.event_log import AppendResult, Conflict, EventLog
 from aggregator.service import Aggregator, HandleOutcome
-from aggregator.state import ApplyResult, StateRepository
 
-__all__ = ["Aggregator", "ApplyResult", "HandleOutcome", "StateRepository"]
+__all__ = ["Aggregator", "AppendResult", "Conflict", "EventLog", "HandleOutcome"]

@@ -9,30 +9,44 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aggregator.application import AggregatorApplication
 from aggregator.emitter import StreamEmitter
+from aggregator.event_log import EventLog
+from aggregator.facts import FactsWriter
 from aggregator.service import Aggregator
-from aggregator.state import StateRepository
 from devops_core.aws import boto_client, client_config
 from devops_core.kcl.processor import StreamProcessor, build_stream_processor
+from devops_core.metrics_read import build_read_model
 from devops_core.settings import Settings
 
 __all__ = ["PeriodicEmitter", "build_aggregator", "build_processor"]
 
 logger = logging.getLogger(__name__)
 
+Clock = Callable[[], datetime]
 
-def build_aggregator(settings: Settings) -> Aggregator:
-    state = StateRepository(
-        boto_client("dynamodb", config=client_config(max_attempts=6)),
-        settings.aggregator_state_table,
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_aggregator(settings: Settings, *, clock: Clock = _utc_now) -> Aggregator:
+    dynamodb = boto_client("dynamodb", config=client_config(max_attempts=6))
+    read_model = build_read_model(settings, dynamodb, clock=clock)
+    store = read_model.store
+    retention = settings.aggregator_retention_days
+    return Aggregator(
+        store,
+        EventLog(store, dynamodb, retention_days=retention, clock=clock),
+        FactsWriter(dynamodb, settings.aggregator_state_table, retention_days=retention, clock=clock),
+        StreamEmitter(boto_client("kinesis"), settings.devops_stream_name),
+        read_model,
         window_days=settings.deployment_freq_timeframe_day,
-        retention_days=settings.aggregator_retention_days,
+        clock=clock,
     )
-    emitter = StreamEmitter(boto_client("kinesis"), settings.devops_stream_name)
-    return Aggregator(state, emitter, window_days=settings.deployment_freq_timeframe_day)
 
 
 def build_processor(

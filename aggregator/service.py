@@ -1,35 +1,36 @@
-"""The aggregator's one job, independent of how records arrive: count events into the window
-state, then emit the four DORA metrics for every scope the batch touched (and, periodically, for
-every known scope so that values decay when deploys stop)."""
+"""The aggregator's one job, independent of how records arrive: keep the event log, re-derive the day
+facts of every repo a batch touched from its logged events, and emit the DORA metrics of the scopes
+whose facts changed (and, periodically, of every scope, so that values decay when deploys stop).
+
+Nothing is counted incrementally: a touched repo's facts are recomputed by the pure function in
+devops_core.dora from the log, so arrival order, batch boundaries and redelivery cannot change them.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from aggregator.emitter import StreamEmitter
-from aggregator.metrics import Window, WindowTotals, summarize
-from aggregator.state import ApplyResult, StateRepository, scopes_of
-from devops_core.events import MAX_METADATA_BYTES, REPO_ALL, DevOpsEvent, EventType
+from aggregator.event_log import AppendResult, Conflict, EventLog
+from aggregator.facts import FactsWriter
+from devops_core.dora.history import daily_facts, derive
+from devops_core.dora.model import DayFacts, DoraConfig, FactKey, day_of
+from devops_core.dora.summary import METRIC_EVENTS
+from devops_core.events import MAX_FUTURE_SKEW, MAX_METADATA_BYTES, REPO_ALL, DevOpsEvent, EventType
+from devops_core.metrics_read import ReadModel, Scope
+from devops_core.metrics_store import MetricsStore, RepoInfo
 
-__all__ = ["METRIC_EVENTS", "Aggregator", "HandleOutcome", "metric_event_id"]
+__all__ = ["METRIC_EVENTS", "SOURCE", "Aggregator", "HandleOutcome", "metric_event_id"]
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "aggregator"
-# Events that change a metric and so trigger an emit for their scopes.
-_TRIGGERS = {EventType.DEPLOY, EventType.DEPLOY_FAILED, EventType.SERVICE_RESTORED}
-METRIC_EVENTS = (
-    EventType.CALC_DEPLOYMENT_FREQ,
-    EventType.CALC_LEAD_TIME,
-    EventType.CALC_CHANGE_FAILURE_RATE,
-    EventType.CALC_RECOVERY_TIME,
-)
 _ID_NAMESPACE = uuid.UUID("5a0c3d7e-6c1b-4b7e-9a43-2f1d8c6b1a90")
 
 
@@ -41,82 +42,155 @@ def metric_event_id(metric: EventType, scope: str, cause: str) -> str:
 
 @dataclass
 class HandleOutcome:
-    applied: ApplyResult
-    internal_ignored: int
-    emitted: int
+    appended: AppendResult
+    internal_ignored: int = 0
+    recomputed_days: int = 0
+    changed_days: int = 0
+    emitted: int = 0
+    emitted_scopes: list[str] = field(default_factory=list)
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        return self.appended.conflicts
 
 
 class Aggregator:
     def __init__(
         self,
-        state: StateRepository,
+        store: MetricsStore,
+        log: EventLog,
+        facts: FactsWriter,
         emitter: StreamEmitter,
+        read_model: ReadModel,
         *,
         window_days: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.state = state
+        self.store = store
+        self.log = log
+        self._facts = facts
         self._emitter = emitter
+        self.read_model = read_model
+        self._config: DoraConfig = read_model.config
         self._window_days = window_days
         self._clock = clock
 
     def handle(self, events: Sequence[DevOpsEvent]) -> HandleOutcome:
-        """Count the batch (exactly once), then emit metrics for the scopes it touched."""
+        """Log the batch (first write wins), re-derive the facts of the repos it touched, emit."""
         internal = sum(1 for e in events if e.event.is_internal)
-        applied = self.state.apply([e for e in events if not e.event.is_internal])
-        if applied.too_old:
+        appended = self.log.append([e for e in events if not e.event.is_internal])
+        outcome = HandleOutcome(appended, internal_ignored=internal)
+        for conflict in appended.conflicts:
             logger.warning(
-                "events older than the window ignored",
+                "event_id conflict: not counted",
                 extra={
-                    "too_old": applied.too_old,
-                    "window_days": self._window_days,
-                    "event_ids": applied.too_old_event_ids[:10],
+                    "event_id": conflict.event.event_id,
+                    "repo": conflict.event.repo,
+                    "reason": conflict.reason,
                 },
             )
-        # One emit per scope per batch, caused by the batch's latest trigger of that scope;
-        # duplicates trigger too, since a redelivery may be the retry of a batch whose emit failed.
-        # A push that completed the lead time of an already counted deploy triggers too.
-        causes: dict[str, DevOpsEvent] = {}
-        window = Window.ending_at(self._clock(), self._window_days)
-        lead_pushes = set(applied.lead_pushes.values())
-        for event in sorted(events, key=lambda e: (e.time, e.event_id)):
-            triggers = event.event in _TRIGGERS or event.event_id in lead_pushes
-            if triggers and not window.is_too_old(event.time):
-                for scope in scopes_of(event.repo):
-                    causes[scope] = event
-        metric_events = [
-            event
-            for scope, cause in sorted(causes.items())
-            for event in self.metric_events(scope, cause=f"event:{cause.event_id}", at=cause.received_at)
-        ]
-        self._emitter.emit(metric_events)
+        if appended.too_old:
+            logger.warning(
+                "events older than the retention ignored",
+                extra={
+                    "count": len(appended.too_old),
+                    "event_ids": [e.event_id for e in appended.too_old][:20],
+                },
+            )
+        touched: dict[str, list[DevOpsEvent]] = defaultdict(list)
+        for event in [*appended.new, *appended.duplicates]:
+            touched[event.repo].append(event)
+        triggers: dict[str, DevOpsEvent] = {}
+        for repo, repo_events in sorted(touched.items()):
+            days, changed = self.recompute(repo, self._first_affected_day(repo_events))
+            outcome.recomputed_days += days
+            outcome.changed_days += changed
+            # A duplicate may be the redelivery of a batch whose emit never happened: emit again
+            # (same cause, same ids) rather than risk a metric that never reaches the sinks.
+            if changed or any(event in appended.duplicates for event in repo_events):
+                triggers[repo] = max(repo_events, key=lambda e: (e.received_at, e.event_id))
+        if triggers:
+            cause_of_all = max(triggers.values(), key=lambda e: (e.received_at, e.event_id))
+            scopes = [(repo, cause) for repo, cause in sorted(triggers.items())] + [(REPO_ALL, cause_of_all)]
+            repos = self.store.repos()
+            metric_events = [
+                event
+                for scope, cause in scopes
+                for event in self.metric_events(
+                    scope, cause=f"event:{cause.event_id}", at=cause.received_at, repos=repos
+                )
+            ]
+            self._emitter.emit(metric_events)
+            outcome.emitted = len(metric_events)
+            outcome.emitted_scopes = [scope for scope, _ in scopes]
         logger.info(
             "batch aggregated",
             extra={
                 "records": len(events),
-                "counted": applied.counted,
-                "pushes": applied.pushes,
-                "late_lead_samples": applied.late_lead_samples,
-                "too_old": applied.too_old,
-                "ignored": applied.ignored + internal,
-                "writes": applied.writes,
-                "emitted": len(metric_events),
+                "new": len(appended.new),
+                "duplicates": len(appended.duplicates),
+                "conflicts": len(appended.conflicts),
+                "too_old": len(appended.too_old),
+                "ignored": internal,
+                "repos": len(touched),
+                "recomputed_days": outcome.recomputed_days,
+                "changed_days": outcome.changed_days,
+                "emitted": outcome.emitted,
             },
         )
-        return HandleOutcome(applied, internal, len(metric_events))
+        return outcome
 
-    def metric_events(self, scope: str, *, cause: str, at: datetime) -> list[DevOpsEvent]:
-        """The four calc_* events for ``scope``, computed from the state as it is now."""
+    def _first_affected_day(self, events: Sequence[DevOpsEvent]) -> date:
+        """The earliest day whose facts these events can change (docs/aggregator.md, recomputation):
+        an event's own day, except an incident that names its cause, which can make a deployment of
+        the lookback before it a change failure."""
+        days = []
+        for event in events:
+            day = day_of(event.time)
+            if event.event == EventType.INCIDENT_OPENED and (event.sha or event.deployment_id):
+                day = day_of(event.time - self._config.lookback)
+            days.append(day)
+        return min(days)
+
+    def recompute(self, repo: str, first_day: date) -> tuple[int, int]:
+        """Re-derive the repo's facts from ``first_day`` on; returns (days derived, days changed)."""
+        info = self.store.repo(repo)
+        version = info.version if info else 0
         now = self._clock()
-        window = Window.ending_at(now, self._window_days)
-        values = summarize(WindowTotals.of(self.state.buckets(scope, window), window), window)
+        last_day = max(day_of(now + MAX_FUTURE_SKEW), max(info.days) if info and info.days else first_day)
+        since = datetime.combine(first_day, datetime.min.time(), UTC) - self._config.lookback
+        history = derive(self.store.events(repo, since), self._config)
+        derived = daily_facts(history, first_day, last_day)
+        stored = self.store.repo_facts(repo, first_day, last_day)
+        changed = 0
+        keys: set[FactKey] = set()
+        for day in sorted(set(derived) | set(stored)):
+            new: dict[FactKey, DayFacts] = derived.get(day, {})
+            keys |= set(new)
+            if new != stored.get(day, {}) and self._facts.write_day(repo, day, new, version):
+                changed += 1
+        if any(key.team or key.service != repo for key in keys):
+            self._facts.index(repo, keys)
+        still_open = [f for f in history.failures if f.end is None]
+        known_open = {(start, key) for start, key in info.open} if info else set()
+        if {(f.start, f.key) for f in still_open} != known_open:
+            self._facts.write_open_failures(repo, still_open, version)
+            changed += 0 if changed else 1  # the open count is part of what readers see
+        return (last_day - first_day).days + 1, changed
+
+    def metric_events(
+        self, scope: str, *, cause: str, at: datetime, repos: Mapping[str, RepoInfo] | None = None
+    ) -> list[DevOpsEvent]:
+        """The calc_* events of ``scope`` (a repo or ALL), from the stored facts as they are now."""
+        result = self.read_model.metrics(Scope.repo(scope), self._window_days, repos=repos)
+        now = self._clock()
         return [
             DevOpsEvent(
                 event_id=metric_event_id(metric, scope, cause),
                 time=at,
                 repo=scope,
                 event=metric,
-                metadata=_metadata(values[metric.value]),
+                metadata=_metadata(result.values[metric.value]),
                 source=SOURCE,
                 received_at=now,
             )
@@ -124,23 +198,31 @@ class Aggregator:
         ]
 
     def emit_periodic(self, interval_seconds: float, *, claim: bool = True) -> int:
-        """Emit for ALL and every repo seen within the window, once per period across all tasks (a
-        claim item in the state table); time and ids derive from the period, so even a double
-        emit would produce identical records."""
+        """Emit for ALL and every repo with events in the window, once per period across all tasks (a
+        claim item in the state table); time and ids derive from the period, so even a double emit
+        would produce identical records."""
         now = self._clock()
         period = int(now.timestamp() // interval_seconds)
         at = datetime.fromtimestamp(period * interval_seconds, UTC)
         cause = f"period:{interval_seconds:g}:{period}"
-        if claim and not self.state.claim(cause, ttl_seconds=int(interval_seconds) + 86400):
+        if claim and not self._claim(cause, ttl_seconds=int(interval_seconds) + 86400):
             return 0
-        scopes = sorted({REPO_ALL, *self.state.known_repos()})
-        events = [event for scope in scopes for event in self.metric_events(scope, cause=cause, at=at)]
+        repos = self.store.repos()
+        first = day_of(now) - timedelta(days=self._window_days - 1)
+        active = [repo for repo, info in repos.items() if info.last_day and info.last_day >= first]
+        scopes = sorted({REPO_ALL, *active})
+        events = [
+            event for scope in scopes for event in self.metric_events(scope, cause=cause, at=at, repos=repos)
+        ]
         self._emitter.emit(events)
         logger.info("periodic metrics emitted", extra={"scopes": len(scopes), "emitted": len(events)})
         return len(events)
 
+    def _claim(self, name: str, *, ttl_seconds: int) -> bool:
+        return self._facts.claim(name, expires_at=int(self._clock().timestamp()) + ttl_seconds)
 
-def _metadata(values: dict[str, Any]) -> str:
+
+def _metadata(values: dict[str, object]) -> str:
     text = json.dumps(values, separators=(",", ":"), sort_keys=True)
     if len(text.encode()) > MAX_METADATA_BYTES:  # cannot happen with the fixed fields; guard anyway
         raise ValueError(f"metric metadata of {len(text)} bytes exceeds {MAX_METADATA_BYTES}")

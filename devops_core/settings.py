@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devops_core.dora.model import DEFAULT_PRODUCTION_PATTERN, DoraConfig
+
 __all__ = ["NEW_RELIC_ENDPOINTS", "Settings"]
 
 NEW_RELIC_ENDPOINTS = {
@@ -56,7 +58,24 @@ class Settings(BaseSettings):
     aggregator_emit_interval_seconds: float = Field(default=3600.0, gt=0)
     aggregator_state_table: str = Field(default="devops-metrics-aggregator-state")
     aggregator_retention_days: int = Field(
-        default=180, ge=1, description="How long pushes and open failures are kept for matching."
+        default=400,
+        ge=400,
+        description="How long the aggregator keeps events and day facts (at least 400 days, so that the "
+        "longest window plus the lookback always finds its events).",
+    )
+    dora_production_environments: str = Field(
+        default=DEFAULT_PRODUCTION_PATTERN,
+        description="Regex (re.search) of the environments whose deployments count; an event that names "
+        "no environment is in 'production'. Other deployments are stored and shown, never counted.",
+    )
+    dora_lookback_days: int = Field(
+        default=180,
+        ge=1,
+        le=365,
+        description="How far back a deployment looks for the changes it ships and the failures it ends.",
+    )
+    teams_file: str | None = Field(
+        default=None, description="TOML file mapping teams to repos (re-read when it changes)."
     )
 
     metrics_cache_seconds: float = Field(
@@ -167,7 +186,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @field_validator(
-        "github_test_workflow_pattern", "github_deploy_workflow_pattern", "github_deploy_environment_pattern"
+        "github_test_workflow_pattern",
+        "github_deploy_workflow_pattern",
+        "github_deploy_environment_pattern",
+        "dora_production_environments",
     )
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
@@ -176,6 +198,10 @@ class Settings(BaseSettings):
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
+
+    @property
+    def dora_config(self) -> DoraConfig:
+        return DoraConfig(re.compile(self.dora_production_environments), self.dora_lookback_days)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

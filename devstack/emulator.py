@@ -45,21 +45,90 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-class _SerializedKinesisWrites:
-    """moto numbers a shard's records ``max + 1`` without a lock, and hypercorn runs the WSGI app on
-    several threads: two concurrent PutRecords on one shard could get the same sequence number and
-    the second overwrote the first (both answered success; bench/chaos found an accepted event lost
-    this way). Kinesis writes therefore run one at a time; everything else stays concurrent."""
+_DYNAMODB_WRITES = frozenset(
+    f"DynamoDB_20120810.{action}"
+    for action in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+)
+
+
+class _SerializedWrites:
+    """moto is not thread-safe where AWS is atomic, and hypercorn runs the WSGI app on several threads.
+
+    - Kinesis: moto numbers a shard's records ``max + 1`` without a lock: two concurrent PutRecords on
+      one shard could get the same sequence number and the second overwrote the first (both answered
+      success; bench/chaos found an accepted event lost this way).
+    - DynamoDB: a conditional write or a transaction checks, then writes: two concurrent ones could
+      both pass a condition that AWS lets exactly one pass (first write wins, tests/aggregator).
+
+    Those writes therefore run one at a time (per service); everything else stays concurrent."""
 
     def __init__(self, app: Any) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self._kinesis = threading.Lock()
+        self._dynamodb = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("Kinesis_20131202.PutRecord"):
-            with self._lock:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("Kinesis_20131202.PutRecord"):
+            with self._kinesis:
+                return self._app(environ, start_response)
+        if target in _DYNAMODB_WRITES:
+            with self._dynamodb:
                 return self._app(environ, start_response)
         return self._app(environ, start_response)
+
+
+def _item_level_transaction_rollback() -> None:
+    """moto backs up a whole table before every item of a TransactWriteItems (a deep copy of the
+    table per item, per call), to roll back a cancelled transaction: with a few thousand items a
+    100-item transaction copied hundreds of thousands of items, and bench/aggregator took the
+    emulator to 20 GB. Here only the items the transaction touches are saved and restored; moto's
+    own table copies become no-ops (DynamoDB writes are serialized, see _SerializedWrites)."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    class _TablesAreNotCopied:
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    models.copy = _TablesAreNotCopied  # type: ignore[attr-defined]  # this module's name only
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[Any, Any, Any, Any]] = []
+        for entry in transact_items:
+            op_type, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            key = op.get("Key") if op_type != "Put" else op.get("Item")
+            if not key or table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+            saved.append(
+                (table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value)))
+            )
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(saved):
+                if table.range_key_attr is not None:
+                    if item is None:
+                        table.items.get(hash_value, {}).pop(range_value, None)
+                    else:
+                        table.items[hash_value][range_value] = item
+                elif item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _constant_time_kinesis_puts() -> None:
@@ -79,12 +148,49 @@ def _constant_time_kinesis_puts() -> None:
     Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
 
 
+def _partition_queries() -> None:
+    """moto answers a Query on a table's own key by sorting every item of the table and filtering
+    them: O(table) per call, where DynamoDB's cost is the partition's. The aggregator queries one
+    repo's partition per batch, so on the emulator its speed fell as the table grew (bench/aggregator).
+    While such a Query runs, ``all_items`` of that table yields only the queried partition (a
+    thread-local, so concurrent requests are unaffected); index queries keep moto's own path."""
+    from moto.dynamodb.models.table import Table
+
+    local = threading.local()
+    all_items = Table.all_items
+    query = Table.query
+
+    def partition_items(self: Table) -> list[Any]:
+        wanted = getattr(local, "partition", None)
+        if wanted is None or wanted[0] is not self:
+            return all_items(self)
+        bucket = self.items.get(wanted[1])
+        if bucket is None:
+            return []
+        return list(bucket.values()) if self.range_key_attr else [bucket]
+
+    def partition_query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is not None or hash_key is None:
+            return query(self, hash_key, *args, **kwargs)
+        local.partition = (self, hash_key)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            local.partition = None
+
+    Table.all_items = partition_items  # type: ignore[method-assign]
+    Table.query = partition_query  # type: ignore[method-assign]
+
+
 def _moto_app() -> Any:
     from hypercorn.middleware import AsyncioWSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     _constant_time_kinesis_puts()
-    app = _SerializedKinesisWrites(DomainDispatcherApplication(create_backend_app))
+    _item_level_transaction_rollback()
+    _partition_queries()
+    app = _SerializedWrites(DomainDispatcherApplication(create_backend_app))
     return AsyncioWSGIMiddleware(app, max_body_size=_MAX_BODY)
 
 

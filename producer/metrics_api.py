@@ -1,105 +1,36 @@
-"""GET /metrics and GET /metrics/{repo}: the four DORA metrics, their levels and a daily series, read
-from the aggregator's DynamoDB state (never from Timestream), with the aggregator's own maths.
-
-The state repository is synchronous boto3, so reads run in threads (``asyncio.to_thread``); a short
-in-process cache keeps a dashboard that refreshes often, or many viewers, from re-reading the table.
-"""
+"""GET /metrics, GET /metrics/{repo} and GET /deployments/{repo}: routes over the MetricsReader
+(producer/metrics_reader.py): parameters in, the precise 404/422/503 out."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aggregator.metrics import Window, WindowTotals, daily_series, summarize
-from aggregator.state import READ_WINDOW_MAX_DAYS, StateRepository
 from devops_core.aws import boto_client, client_config
-from devops_core.events import REPO_ALL
+from devops_core.metrics_read import Scope, build_read_model
 from producer.api_models import FieldError
 from producer.errors import ApiError
-from producer.metrics_models import MetricsOverview, RepoMetrics
+from producer.metrics_models import MetricsOverview, RepoActivity, RepoMetrics
+from producer.metrics_reader import MetricsReader
 from producer.state import METRICS_READER, SETTINGS
 
-__all__ = ["ALLOWED_WINDOWS", "MetricsReader", "setup_metrics"]
+__all__ = ["ALLOWED_WINDOWS", "setup_metrics"]
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_WINDOWS = (7, 30, 90)
-assert max(ALLOWED_WINDOWS) <= READ_WINDOW_MAX_DAYS  # the aggregator keeps its state that long
 T = TypeVar("T")
 
 
-class MetricsReader:
-    """Read-only view of the aggregator's state, cached for ``cache_seconds`` per (what, window)."""
-
-    def __init__(
-        self,
-        state: StateRepository,
-        *,
-        cache_seconds: float,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._state = state
-        self._cache_seconds = cache_seconds
-        self._clock = clock
-        self._cache: dict[tuple[str, int], tuple[float, Any]] = {}
-
-    async def _cached(self, key: tuple[str, int], load: Callable[[], Awaitable[T]]) -> T:
-        hit = self._cache.get(key)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]  # type: ignore[no-any-return]
-        value = await load()
-        self._cache[key] = (time.monotonic() + self._cache_seconds, value)
-        return value
-
-    def _compute(self, scope: str, days: int) -> RepoMetrics:
-        window = Window.ending_at(self._clock(), days)
-        buckets = self._state.buckets(scope, window)
-        values = summarize(WindowTotals.of(buckets, window), window)
-        return RepoMetrics.model_validate(
-            {
-                "repo": scope,
-                "window_days": days,
-                "window_start": window.first_day.isoformat(),
-                "window_end": window.today.isoformat(),
-                "deployment_frequency": values["calc_deployment_freq"],
-                "lead_time": values["calc_lead_time"],
-                "change_failure_rate": values["calc_change_failure_rate"],
-                "recovery_time": values["calc_recovery_time"],
-                "daily": daily_series(buckets, window),
-            }
-        )
-
-    async def known_repos(self, days: int) -> list[str]:
-        async def load() -> list[str]:
-            return sorted(await asyncio.to_thread(self._state.known_repos, days))
-
-        return await self._cached(("#repos", days), load)
-
-    async def repo(self, scope: str, days: int) -> RepoMetrics | None:
-        """The metrics of one repo (or ALL); None if the state has never seen the repo."""
-        if scope != REPO_ALL and scope not in await self.known_repos(READ_WINDOW_MAX_DAYS):
-            return None
-
-        async def load() -> RepoMetrics:
-            return await asyncio.to_thread(self._compute, scope, days)
-
-        return await self._cached((scope, days), load)
-
-    async def overview(self, days: int) -> MetricsOverview:
-        scopes = [REPO_ALL, *(r for r in await self.known_repos(days) if r != REPO_ALL)]
-        found = await asyncio.gather(*(self.repo(scope, days) for scope in scopes))
-        return MetricsOverview(
-            generated_at=self._clock(),
-            window_days=days,
-            repos=[metrics for metrics in found if metrics is not None],
-        )
+def _one(request: web.Request, name: str) -> str | None:
+    given = request.query.getall(name, [])
+    if len(given) > 1 or (given and not given[0].strip()):
+        raise ApiError(422, [FieldError(field=name, reason="give it once, not empty").model_dump()])
+    return given[0] if given else None
 
 
 def _window_days(request: web.Request) -> int:
@@ -114,7 +45,7 @@ def _window_days(request: web.Request) -> int:
     return int(given[0])
 
 
-def _json(model: MetricsOverview | RepoMetrics) -> web.Response:
+def _json(model: MetricsOverview | RepoMetrics | RepoActivity) -> web.Response:
     return web.Response(text=model.model_dump_json(), content_type="application/json")
 
 
@@ -134,28 +65,45 @@ async def _read(request: web.Request, read: Awaitable[T]) -> T:
 
 async def get_metrics(request: web.Request) -> web.Response:
     days = _window_days(request)
-    return _json(await _read(request, request.app[METRICS_READER].overview(days)))
+    team, service = _one(request, "team"), _one(request, "service")
+    if team and service:
+        raise ApiError(
+            422, [FieldError(field="team", reason="filter by team or by service, not both").model_dump()]
+        )
+    reader = request.app[METRICS_READER]
+    overview = await _read(request, reader.overview(days, team=team, service=service))
+    if (team or service) and not overview.repos:
+        what = f"team {team!r}" if team else f"service {service!r}"
+        raise ApiError(404, f"no events of {what} are stored; check the name or the teams file")
+    return _json(overview)
 
 
 async def get_repo_metrics(request: web.Request) -> web.Response:
     repo = request.match_info["repo"]
     days = _window_days(request)
-    metrics = await _read(request, request.app[METRICS_READER].repo(repo, days))
+    metrics = await _read(request, request.app[METRICS_READER].scope(Scope.repo(repo), days))
     if metrics is None:
-        raise ApiError(404, f"no events of repo {repo!r} in the last {READ_WINDOW_MAX_DAYS} days")
+        raise ApiError(404, f"no events of repo {repo!r} are stored (any event: push, deploy, incident...)")
     return _json(metrics)
 
 
+async def get_repo_activity(request: web.Request) -> web.Response:
+    repo = request.match_info["repo"]
+    days = _window_days(request)
+    activity = await _read(request, request.app[METRICS_READER].activity(repo, days))
+    if activity is None:
+        raise ApiError(404, f"no events of repo {repo!r} are stored (any event: push, deploy, incident...)")
+    return _json(activity)
+
+
 async def _metrics_reader(app: web.Application) -> AsyncIterator[None]:
-    """boto3's DynamoDB client (thread-safe; used from worker threads) for the read-only repository."""
+    """boto3's DynamoDB client (thread-safe; used from worker threads) for the read model."""
     settings = app[SETTINGS]
     client = boto_client("dynamodb", config=client_config(max_attempts=2, connect_timeout=2, read_timeout=5))
-    state = StateRepository(
-        client, settings.aggregator_state_table, window_days=settings.deployment_freq_timeframe_day
+    app[METRICS_READER] = MetricsReader(
+        build_read_model(settings, client), cache_seconds=settings.metrics_cache_seconds
     )
-    app[METRICS_READER] = MetricsReader(state, cache_seconds=settings.metrics_cache_seconds)
     yield
-    state.close()
     client.close()
 
 
@@ -163,3 +111,4 @@ def setup_metrics(app: web.Application) -> None:
     app.cleanup_ctx.append(_metrics_reader)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/{repo:.+}", get_repo_metrics)
+    app.router.add_get("/deployments/{repo:.+}", get_repo_activity)

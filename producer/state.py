@@ -9,6 +9,7 @@ from aiohttp import web
 from devops_core.settings import Settings
 from producer.auth import TokenStore
 from producer.batcher import KinesisBatcher
+from producer.metrics_reader import MetricsReader
 from producer.rate_limit import RateLimiter
 from producer.rotating_secret import SharedSecretReads
 
@@ -37,4 +38,4 @@ SECRET_READS = web.AppKey("secret_reads", SharedSecretReads)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Per request: the hash naming the caller's token (never the token itself).
 CALLER = web.RequestKey("caller", str)
-METRICS_READER = web.AppKey("metrics_reader", Any)  # producer.metrics_api.MetricsReader (no import cycle)
+METRICS_READER = web.AppKey("metrics_reader", MetricsReader)

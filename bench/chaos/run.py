@@ -37,7 +37,6 @@ import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +268,7 @@ class Experiment:
     def consumer_backoffs(self) -> int:
         """Lines of the running consumer saying a batch is in flight and not checkpointed."""
         log = self.log_dir / f"consumer.{self.consumer.starts}.log"
-        return log.read_text(errors="replace").count("sink unavailable; backing off")
+        return log.read_text(errors="replace").count("batch failed; retrying, not checkpointing")
 
     async def kill_consumer_mid_batch(self, plan: dict[str, Any]) -> None:
         """Timestream goes down, so the consumer holds a batch it cannot checkpoint (New Relic may
@@ -532,15 +531,15 @@ class Experiment:
             time.sleep(3)
 
     def aggregator_counts(self) -> dict[str, int]:
-        from aggregator.app import build_aggregator
-        from aggregator.metrics import Window
-        from aggregator.state import scopes_of
+        from devops_core.metrics_read import Scope, build_read_model
 
-        aggregator = build_aggregator(self.settings)
-        window = Window.ending_at(datetime.now(UTC), self.settings.deployment_freq_timeframe_day)
+        read_model = build_read_model(self.settings)
+        days = self.settings.deployment_freq_timeframe_day
         repos = sorted({repo for repo, _ in self.accepted.values()})
-        scopes = sorted({scope for repo in repos for scope in scopes_of(repo)})
-        return {scope: sum(b.deploys for b in aggregator.state.buckets(scope, window)) for scope in scopes}
+        return {
+            scope: read_model.metrics(Scope.repo(scope), days).values["calc_deployment_freq"]["count"]
+            for scope in ["ALL", *repos]
+        }
 
     def verify(self, report: ChaosReport) -> None:
         accepted = set(self.accepted)
@@ -611,9 +610,10 @@ class Experiment:
         letters = self.dead_letters()
         by_app: Counter[str] = Counter()
         sequences: dict[str, set[tuple[str, str]]] = {"consumer": set(), "aggregator": set()}
+        sequences.update({str(letter.get("application")): set() for letter in letters})
         foreign = 0
         for letter in letters:
-            app = "aggregator" if "application" in letter else "consumer"
+            app = str(letter.get("application"))  # the one dead-letter shape names who parked it
             by_app[app] += 1
             key = (str(letter.get("shard_id")), str(letter.get("sequence_number")))
             sequences[app].add(key)

@@ -1,45 +1,24 @@
-"""Aggregator fixtures: a fresh state table (real moto DynamoDB), a fixed clock, event factories."""
+"""Aggregator fixtures: the real aggregator on the real (moto) DynamoDB and Kinesis, with a fixed
+clock, and a factory for a second one on the same table (a restart, a second task)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import pytest
 
-from aggregator.state import StateRepository
-from devops_core.aws import boto_client
-from devops_core.settings import Settings
-from devstack.resources import dynamodb_table_specs
+from aggregator.app import build_aggregator
+from aggregator.service import Aggregator
 from tests.aggregator.helpers import NOW
+from tests.support import Stack
 
-
-def create_state_table(name: str) -> None:
-    settings = Settings(aggregator_state_table=name)
-    spec = {k: v for k, v in dynamodb_table_specs(settings)[0].items() if not k.startswith("_")}
-    client = boto_client("dynamodb")
-    client.create_table(**spec)
-    client.get_waiter("table_exists").wait(TableName=name)
+AggregatorFactory = Callable[..., Aggregator]
 
 
 @pytest.fixture
-def state_table(emulator: str) -> str:
-    name = f"agg-state-{uuid.uuid4().hex[:10]}"
-    create_state_table(name)
-    return name
-
-
-@pytest.fixture
-def new_state(state_table: str) -> Callable[..., StateRepository]:
-    """A factory, so a test can build a second repository on the same table (a restart, a 2nd task)."""
-
-    def build(
-        window_days: int = 30, clock: Callable[[], datetime] = lambda: NOW, **kw: Any
-    ) -> StateRepository:
-        return StateRepository(
-            boto_client("dynamodb"), state_table, window_days=window_days, clock=clock, **kw
-        )
+def new_aggregator(stack: Stack) -> AggregatorFactory:
+    def build(clock: Callable[[], datetime] = lambda: NOW, **settings: object) -> Aggregator:
+        return build_aggregator(stack.settings.model_copy(update=settings), clock=clock)
 
     return build

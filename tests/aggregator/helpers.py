@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from devops_core.events import DevOpsEvent, EventType
 
@@ -20,14 +21,19 @@ def make_event(
     ago: timedelta | None = None,
     sha: str | None = None,
     event_id: str | None = None,
+    received_at: datetime | None = None,
+    **fields: Any,
 ) -> DevOpsEvent:
     moment = at or NOW - (ago or timedelta(0))
-    return DevOpsEvent(
-        event_id=event_id or f"{event}-{next(_counter)}-{uuid.uuid4().hex[:6]}",
-        time=moment,
-        repo=repo,
-        event=EventType(event),
-        source="test",
-        received_at=NOW,
-        sha=sha,
+    return DevOpsEvent.model_validate(
+        {
+            "event_id": event_id or f"{event}-{next(_counter)}-{uuid.uuid4().hex[:6]}",
+            "time": moment,
+            "repo": repo,
+            "event": EventType(event),
+            "source": "test",
+            "received_at": received_at or NOW,
+            "sha": sha,
+            **fields,
+        }
     )

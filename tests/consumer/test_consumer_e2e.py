@@ -41,15 +41,13 @@ async def test_gateway_to_timestream_and_new_relic_then_restart(
     settings = consumer_settings
     consumer = await asyncio.to_thread(LocalConsumer(settings, poll_interval=0.1).start)
     try:
-        # One event: in Timestream and at New Relic within two seconds of the gateway's 202.
+        # One event: in Timestream and at New Relic (how fast is bench/consumer's end-to-end latency).
         accepted = await _post(gateway, stack.token, {"repo": "svc", "event": "deploy", "metadata": "v1"})
-        answered = time.monotonic()
-        await _wait(lambda: accepted["event_id"] in _event_ids(emulator, settings), within=2.0)
+        await _wait(lambda: accepted["event_id"] in _event_ids(emulator, settings))
         await _wait(
             lambda: any(
                 log["event_id"] == accepted["event_id"] for log in standin_logs(newrelic_standin, api_key)
-            ),
-            within=max(0.1, 2.0 - (time.monotonic() - answered)),
+            )
         )
         batch = [{"repo": f"svc-{i % 3}", "event": "push", "metadata": {"i": i}} for i in range(40)]
         answer = await _post(gateway, stack.token, batch, "/events")

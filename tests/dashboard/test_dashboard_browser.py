@@ -81,7 +81,7 @@ def seed_events(now: datetime) -> tuple[list[dict[str, Any]], int, int]:
     add("payments-api", "service_restored", now - 3 * day + 5 * hour)
     add("docs-site", "deploy", now - 1 * day)  # no sha: frequency only
     add("docs-site", "deploy", now - 4 * day)
-    deploys = sum(1 for e in events if e["event"] == "deploy")
+    deploys = sum(1 for e in events if e["event"] in ("deploy", "deploy_failed"))  # a failed one is one too
     samples = sum(1 for e in events if e["event"] == "deploy" and "sha" in e)
     return events, deploys, samples
 
@@ -230,7 +230,7 @@ def test_dashboard_shows_the_api_numbers_and_works_by_keyboard(
             page.keyboard.press("Tab")  # open the chart's data table with the keyboard
             page.keyboard.press("Enter")
             rows = page.locator("#deploys-table tbody tr").all_inner_texts()
-            days_with_deploys = [p for p in web_shop["daily"] if p["deploys"] or p["failures"]]
+            days_with_deploys = [p for p in web_shop["daily"] if p["deploys"] or p["change_failures"]]
             assert [r.split("\t")[0] for r in rows] == [p["day"] for p in days_with_deploys]
             assert [int(r.split("\t")[1]) for r in rows] == [p["deploys"] for p in days_with_deploys]
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from aggregator.state import StateRepository
-from devops_core.aws import boto_client
+from aggregator.app import build_aggregator
 from devops_core.events import DevOpsEvent
 from producer.app import create_app
 from producer.auth_middleware import is_public
@@ -21,14 +20,9 @@ from tests.support import Stack
 
 
 def seed(stack: Stack, events: list[DevOpsEvent], clock: datetime | None = None) -> None:
-    state = StateRepository(
-        boto_client("dynamodb"),
-        stack.settings.aggregator_state_table,
-        window_days=30,
-        clock=lambda: clock or datetime.now(UTC),
-    )
-    state.apply(events)
-    state.close()
+    """The aggregator's own write path fills the state table the gateway reads."""
+    aggregator = build_aggregator(stack.settings, clock=lambda: clock or datetime.now(UTC))
+    assert aggregator.handle(events).conflicts == []
 
 
 @pytest.fixture
@@ -60,6 +54,13 @@ def seeded(stack: Stack, now: datetime) -> datetime:
     return now
 
 
+METRIC_NAMES = ("deployment_frequency", "lead_time", "change_failure_rate", "recovery_time", "rework_rate")
+
+
+def without_trend(metric: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metric.items() if key != "trend"}
+
+
 def auth(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.token}"}
 
@@ -80,19 +81,49 @@ async def test_overview_has_all_first_then_each_repo_with_values_levels_and_dail
     assert [m["repo"] for m in body["repos"]] == ["ALL", "alpha", "org/beta"]
 
     alpha = by_repo["alpha"]
-    assert alpha["deployment_frequency"] == {"count": 3, "per_day": 0.1, "level": "medium"}
-    assert alpha["lead_time"] == {"samples": 2, "median_s": 7200.0, "p90_s": 10800.0, "level": "elite"}
-    assert alpha["change_failure_rate"] == {"failures": 0, "deploys": 3, "rate": 0.0, "level": "elite"}
-    assert alpha["recovery_time"] == {"samples": 0, "median_s": None, "p90_s": None, "level": None}
+    assert without_trend(alpha["deployment_frequency"]) == {
+        "count": 3,
+        "per_day": 0.1,
+        "failed": 0,
+        "other_environments": 0,
+        "level": "medium",
+    }
+    assert without_trend(alpha["lead_time"]) == {
+        "samples": 2,
+        "median_s": 7200.0,
+        "p90_s": 10800.0,
+        "level": "elite",
+    }
+    assert without_trend(alpha["change_failure_rate"]) == {
+        "failures": 0,
+        "deploys": 3,
+        "rate": 0.0,
+        "level": "elite",
+    }
+    assert without_trend(alpha["recovery_time"]) == {
+        "samples": 0,
+        "median_s": None,
+        "p90_s": None,
+        "level": None,
+        "open_failures": 0,
+    }
+    assert without_trend(alpha["rework_rate"]) == {"rework": 0, "deploys": 3, "rate": 0.0, "level": None}
 
     beta = by_repo["org/beta"]
-    assert beta["change_failure_rate"] == {"failures": 1, "deploys": 2, "rate": 0.5, "level": "low"}
-    assert beta["recovery_time"] == {"samples": 1, "median_s": 1800.0, "p90_s": 1800.0, "level": "elite"}
+    # Two deploys and one failed deployment: three deployments, one of which failed.
+    assert without_trend(beta["change_failure_rate"]) == {
+        "failures": 1,
+        "deploys": 3,
+        "rate": 0.333333,
+        "level": "low",
+    }
+    assert without_trend(beta["recovery_time"])["median_s"] == 1800.0
     assert beta["lead_time"]["median_s"] is None
 
     everything = by_repo["ALL"]
-    assert everything["deployment_frequency"]["count"] == 5
-    assert everything["change_failure_rate"]["rate"] == 0.2
+    assert everything["scope"] == "all"
+    assert everything["deployment_frequency"]["count"] == 6
+    assert everything["change_failure_rate"]["rate"] == round(1 / 6, 6)
     assert everything["lead_time"]["samples"] == 2
 
     today = seeded.date()
@@ -103,7 +134,9 @@ async def test_overview_has_all_first_then_each_repo_with_values_levels_and_dail
     assert daily[today.isoformat()] == {
         "day": today.isoformat(),
         "deploys": 1,
-        "failures": 0,
+        "failed_deploys": 0,
+        "change_failures": 0,
+        "rework": 0,
         "lead_time_samples": 1,
         "lead_time_median_s": 3600.0,
         "recoveries": 0,
@@ -136,11 +169,11 @@ async def test_window_param_narrows_values_and_series(
 async def test_one_repo_with_a_slash_and_all(gateway: TestClient, stack: Stack, seeded: datetime) -> None:
     status, beta = await get(gateway, stack, "/metrics/org/beta")
     assert status == 200
-    assert (beta["repo"], beta["deployment_frequency"]["count"]) == ("org/beta", 2)
+    assert (beta["repo"], beta["deployment_frequency"]["count"]) == ("org/beta", 3)
 
     status, everything = await get(gateway, stack, "/metrics/ALL?window=30")
     assert status == 200
-    assert everything["deployment_frequency"]["count"] == 5
+    assert everything["deployment_frequency"]["count"] == 6
 
 
 async def test_token_is_required(gateway: TestClient, stack: Stack) -> None:
@@ -183,13 +216,17 @@ async def test_answers_are_cached_for_a_few_seconds(
     assert stack.settings.metrics_cache_seconds == 5.0
 
 
-async def test_empty_state_lists_only_all_with_null_levels(gateway: TestClient, stack: Stack) -> None:
+async def test_empty_state_lists_only_all_with_no_level_at_all(gateway: TestClient, stack: Stack) -> None:
     status, body = await get(gateway, stack, "/metrics")
 
     assert status == 200
     assert [m["repo"] for m in body["repos"]] == ["ALL"]
-    assert body["repos"][0]["deployment_frequency"] == {"count": 0, "per_day": 0.0, "level": "low"}
-    assert body["repos"][0]["lead_time"]["level"] is None
+    everything = body["repos"][0]
+    assert (everything["deployment_frequency"]["count"], everything["deployment_frequency"]["level"]) == (
+        0,
+        None,
+    )
+    assert [everything[name]["level"] for name in METRIC_NAMES] == [None] * 5
 
 
 async def test_openapi_describes_the_metrics_routes(gateway: TestClient) -> None:
@@ -224,8 +261,8 @@ async def test_dashboard_and_its_assets_are_public_but_nothing_else_under_them(g
 async def test_a_repo_seen_40_days_ago_is_listed_for_90_days_and_never_a_404(
     gateway: TestClient, stack: Stack, now: datetime
 ) -> None:
-    then = now - timedelta(days=40)  # the aggregator (window 30) counted it back then
-    seed(stack, [make_event("deploy", "old-repo", at=then)], clock=then)
+    then = now - timedelta(days=40)
+    seed(stack, [make_event("deploy", "old-repo", at=then)])  # backfilled today, listed by its event day
 
     _, month = await get(gateway, stack, "/metrics?window=30")
     _, quarter = await get(gateway, stack, "/metrics?window=90")

@@ -111,10 +111,10 @@
     $("lead-empty").hidden = metrics.lead_time.samples > 0;
     $("deploys-title").textContent = "Deploys per day: " + metrics.repo;
     $("lead-title").textContent = "Lead time per day (median, hours): " + metrics.repo;
-    const withData = days.filter((d) => d.deploys || d.failures || d.lead_time_samples);
+    const withData = days.filter((d) => d.deploys || d.change_failures || d.lead_time_samples);
     $("deploys-table").tBodies[0].replaceChildren(...withData.map((d) => {
       const row = el("tr");
-      row.append(el("td", {}, d.day), el("td", {}, String(d.deploys)), el("td", {}, String(d.failures)));
+      row.append(el("td", {}, d.day), el("td", {}, String(d.deploys)), el("td", {}, String(d.change_failures)));
       return row;
     }));
     $("lead-table").tBodies[0].replaceChildren(...withData.filter((d) => d.lead_time_samples).map((d) => {

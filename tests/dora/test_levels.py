@@ -1,4 +1,4 @@
-"""Pure window maths and the DORA levels, tested directly (no I/O)."""
+"""Windows, summaries and the DORA levels, tested directly (no I/O)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from aggregator import levels
-from aggregator.levels import Level
-from aggregator.metrics import (
-    DayBucket,
-    Window,
-    WindowTotals,
-    change_failure_rate,
-    deployment_frequency,
-    lead_time,
-    percentile,
-    summarize,
-)
+from devops_core.dora import DayFacts, Window, levels, percentile, summarize
+from devops_core.dora.levels import Level
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -25,28 +15,27 @@ DAY = 24 * HOUR
 
 def test_window_covers_n_calendar_days_ending_today() -> None:
     window = Window.ending_at(datetime(2026, 11, 27, 23, 59, tzinfo=UTC), 30)
-    assert window.first_day == date(2026, 10, 29)
-    assert not window.is_too_old(datetime(2026, 10, 29, 0, 0, tzinfo=UTC))  # first instant of day 1
-    assert window.is_too_old(datetime(2026, 10, 28, 23, 59, 59, tzinfo=UTC))  # last instant before
-    assert window.contains(date(2026, 11, 28))  # tomorrow: 15 min clock skew across midnight
-    assert not window.contains(date(2026, 11, 29))
+    assert (window.first_day, window.last_day) == (date(2026, 10, 29), date(2026, 11, 27))
+    assert len(window.day_list()) == 30
+    assert window.contains(date(2026, 10, 29))
+    assert not window.contains(date(2026, 10, 28))
+    assert window.previous() == Window(30, date(2026, 10, 28))
 
 
-def test_totals_ignore_buckets_outside_the_window() -> None:
+def test_summaries_take_only_the_days_of_the_window() -> None:
     window = Window(30, date(2026, 11, 27))
-    buckets = [
-        DayBucket(date(2026, 10, 28), deploys=5),  # a day too old
-        DayBucket(date(2026, 10, 29), deploys=1, lead_seconds=[10.0]),
-        DayBucket(date(2026, 11, 27), deploys=2, failures=1, recovery_seconds=[60.0]),
-    ]
-    totals = WindowTotals.of(buckets, window)
-    assert (totals.deploys, totals.failures) == (3, 1)
-    assert totals.lead_seconds == [10.0]
-    assert totals.recovery_seconds == [60.0]
-
-
-def test_deployment_frequency_three_in_thirty_days() -> None:
-    assert deployment_frequency(3, 30) == {"count": 3, "per_day": 0.1, "level": "medium"}
+    facts = {
+        date(2026, 10, 28): DayFacts(deploys=5),  # a day before the window
+        date(2026, 10, 29): DayFacts(deploys=1, lead_s=[10.0]),
+        date(2026, 11, 27): DayFacts(deploys=2, failed_deploys=1, change_failures=1, recovery_s=[60.0]),
+    }
+    values = summarize(facts, window)
+    assert values["calc_deployment_freq"]["count"] == 3
+    assert values["calc_deployment_freq"]["per_day"] == 0.1
+    assert values["calc_deployment_freq"]["level"] == "medium"
+    assert values["calc_lead_time"]["median_s"] == 10.0
+    assert values["calc_change_failure_rate"]["rate"] == round(1 / 3, 6)
+    assert values["calc_recovery_time"]["median_s"] == 60.0
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -58,30 +47,27 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_lead_time_median_and_p90() -> None:
-    result = lead_time([HOUR, 2 * HOUR, 3 * HOUR, 10 * DAY])
-    assert result["median_s"] == 2.5 * HOUR
-    assert result["p90_s"] == 10 * DAY
-    assert result["level"] == "elite"
-    assert lead_time([])["level"] is None
-
-
-def test_change_failure_rate_is_failures_over_deploys_capped() -> None:
-    assert change_failure_rate(1, 4)["rate"] == 0.25
-    assert change_failure_rate(0, 0)["rate"] is None
-    assert change_failure_rate(3, 2)["rate"] == 1.0
+    window = Window(30, date(2026, 11, 27))
+    lead = summarize({window.last_day: DayFacts(lead_s=[HOUR, 2 * HOUR, 3 * HOUR, 10 * DAY])}, window)
+    assert lead["calc_lead_time"]["median_s"] == 2.5 * HOUR
+    assert lead["calc_lead_time"]["p90_s"] == 10 * DAY
+    assert lead["calc_lead_time"]["level"] == "elite"
+    assert summarize({}, window)["calc_lead_time"]["level"] is None
 
 
 def test_summarize_names_every_calc_event_and_the_window() -> None:
     window = Window(30, date(2026, 11, 27))
-    values = summarize(WindowTotals(deploys=3), window)
+    values = summarize({window.last_day: DayFacts(deploys=3)}, window)
     assert set(values) == {
         "calc_deployment_freq",
         "calc_lead_time",
         "calc_change_failure_rate",
         "calc_recovery_time",
+        "calc_rework_rate",
     }
     assert values["calc_deployment_freq"]["window_start"] == "2026-10-29"
     assert values["calc_change_failure_rate"]["rate"] == 0.0
+    assert values["calc_rework_rate"]["level"] is None  # DORA gives no bands for it
 
 
 @pytest.mark.parametrize(

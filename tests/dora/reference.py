@@ -1,0 +1,220 @@
+"""A second, deliberately simple implementation of the DORA definitions (docs/aggregator.md), written
+apart from devops_core.dora: brute-force loops over every event, no indexes, no bisection, no day
+facts. The property tests check the real implementation (and the stored, incremental aggregator)
+against it on generated histories.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from devops_core.events import DevOpsEvent
+
+DEPLOYS = ("deploy", "deploy_failed")
+
+
+@dataclass
+class Reference:
+    deploys: int
+    failed_deploys: int
+    change_failures: int
+    rework: int
+    other_deploys: int
+    lead: list[float]
+    recovery: list[float]
+    open_now: int
+
+    def values(self) -> dict[str, Any]:
+        """The numbers summarize() reports, for comparison."""
+
+        def median(values: list[float]) -> float | None:
+            return round(statistics.median(values), 6) if values else None
+
+        return {
+            "deploys": self.deploys,
+            "failed_deploys": self.failed_deploys,
+            "change_failures": self.change_failures,
+            "rework": self.rework,
+            "other_deploys": self.other_deploys,
+            "lead": sorted(self.lead),
+            "lead_median": median(self.lead),
+            "recovery": sorted(self.recovery),
+            "recovery_median": median(self.recovery),
+            "open_now": self.open_now,
+        }
+
+
+def reference(
+    events: list[DevOpsEvent],
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    *,
+    production: str = r"(?i)^(prod|production|live)$",
+    lookback_days: int = 180,
+) -> Reference:
+    result = Reference(0, 0, 0, 0, 0, [], [], 0)
+    for repo in sorted({e.repo for e in events}):
+        _one_repo(
+            [e for e in events if e.repo == repo], first_day, last_day, now, production, lookback_days, result
+        )
+    return result
+
+
+def _one_repo(
+    events: list[DevOpsEvent],
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    production: str,
+    lookback_days: int,
+    out: Reference,
+) -> None:
+    lookback = timedelta(days=lookback_days)
+    unique: dict[str, DevOpsEvent] = {}
+    for e in events:
+        if e.event_id not in unique:
+            unique[e.event_id] = e
+    events = list(unique.values())
+
+    def env(e: DevOpsEvent) -> str:
+        return (e.environment or "production").strip().casefold()
+
+    def is_prod(e: DevOpsEvent) -> bool:
+        return re.search(production, e.environment or "production") is not None
+
+    def failed(e: DevOpsEvent) -> bool:
+        return e.event == "deploy_failed" or e.outcome == "failure"
+
+    def day(moment: datetime) -> date:
+        return moment.astimezone(UTC).date()
+
+    def in_window(moment: datetime) -> bool:
+        return first_day <= day(moment) <= last_day
+
+    def before(a: DevOpsEvent, b: DevOpsEvent) -> bool:
+        return (a.time, a.event_id) < (b.time, b.event_id)
+
+    deploys = [e for e in events if e.event in DEPLOYS]
+    pushes = [e for e in events if e.event == "push"]
+
+    def ships(d: DevOpsEvent) -> set[str]:
+        shipped = {c.sha for c in d.commits or ()}
+        if d.sha:
+            shipped.add(d.sha)
+        for p in pushes:
+            if d.sha and p.sha == d.sha and d.time - lookback <= p.time <= d.time:
+                shipped |= {c.sha for c in p.commits or ()}
+                shipped.add(p.sha)
+        return shipped
+
+    def start_of(change: str, d: DevOpsEvent) -> datetime | None:
+        starts = []
+        for p in pushes:
+            if not d.time - lookback <= p.time <= d.time:
+                continue
+            listed = [c for c in p.commits or () if c.sha == change]
+            for c in listed:
+                starts.append(c.time or p.time)
+            if p.sha == change and not any(c.sha == change for c in p.commits or ()):
+                starts.append(p.time)
+        for other in deploys:
+            if d.time - lookback <= other.time <= d.time:
+                for c in other.commits or ():
+                    if c.sha == change and c.time is not None:
+                        starts.append(c.time)
+        return min(starts) if starts else None
+
+    good = [d for d in deploys if is_prod(d) and not failed(d)]
+    # failures: (kind, event, start, end)
+    failures = []
+    for d in deploys:
+        if is_prod(d) and failed(d):
+            ends = [
+                r.time
+                for r in events
+                if r.event == "service_restored" and env(r) == env(d) and r.time >= d.time
+            ]
+            ends += [s.time for s in deploys if not failed(s) and env(s) == env(d) and s.time > d.time]
+            ends = [t for t in ends if t - d.time <= lookback]
+            failures.append(("deployment", d, d.time, min(ends) if ends else None))
+    incident_ids = sorted({e.incident_id for e in events if e.event == "incident_opened" and e.incident_id})
+    for incident in incident_ids:
+        opened = sorted(
+            (e for e in events if e.event == "incident_opened" and e.incident_id == incident),
+            key=lambda e: (e.time, e.event_id),
+        )
+        first = opened[0]
+        if not is_prod(first):
+            continue
+        ends = [
+            r.time
+            for r in events
+            if r.event == "incident_resolved" and r.incident_id == incident and r.time >= first.time
+        ]
+        ends += [
+            r.time
+            for r in events
+            if r.event == "service_restored" and env(r) == env(first) and r.time >= first.time
+        ]
+        ends = [t for t in ends if t - first.time <= lookback]
+        failures.append(("incident", first, first.time, min(ends) if ends else None))
+
+    def caused(d: DevOpsEvent) -> bool:
+        for kind, first, start, _ in failures:
+            if kind != "incident":
+                continue
+            if first.deployment_id:
+                named = [
+                    x
+                    for x in deploys
+                    if is_prod(x)
+                    and x.deployment_id == first.deployment_id
+                    and start - lookback <= x.time <= start
+                ]
+                if named and max(named, key=lambda x: (x.time, x.event_id)) is d:
+                    return True
+            elif first.sha:
+                shipped = [x for x in good if first.sha in ships(x) and start - lookback <= x.time <= start]
+                if shipped and min(shipped, key=lambda x: (x.time, x.event_id)) is d:
+                    return True
+        return False
+
+    for d in deploys:
+        if not in_window(d.time):
+            continue
+        if not is_prod(d):
+            out.other_deploys += 1
+            continue
+        out.deploys += 1
+        out.failed_deploys += failed(d)
+        out.change_failures += failed(d) or caused(d)
+        open_then = any(
+            env(f) == env(d)
+            and start < d.time
+            and d.time - start <= lookback
+            and (end is None or d.time <= end)
+            for _, f, start, end in failures
+        )
+        out.rework += bool(d.remediation) or open_then
+        if failed(d):
+            continue
+        for change in ships(d):
+            start = start_of(change, d)
+            if start is None or start > d.time:
+                continue
+            shipped_earlier = any(
+                before(other, d) and other.time >= max(start, d.time - lookback) and change in ships(other)
+                for other in good
+            )
+            if not shipped_earlier:
+                out.lead.append(round((d.time - start).total_seconds(), 3))
+    for _, _, start, end in failures:
+        if end is not None and in_window(end):
+            out.recovery.append(round((end - start).total_seconds(), 3))
+        if start <= now and now - start <= lookback and (end is None or end > now):
+            out.open_now += 1
