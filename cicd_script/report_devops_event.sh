@@ -252,10 +252,11 @@ read_commits() {
     fi
     rest="${line#"$sha"}"
     rest="${rest#"${rest%%[! $'\t']*}"}"
-    COMMITS_JSON+="${COMMITS_JSON:+,}{\"sha\":$(json_string "$sha")"
+    # Both values matched SHA_RE / TIME_RE, which admit nothing JSON must escape: no subshell per line.
+    COMMITS_JSON+="${COMMITS_JSON:+,}{\"sha\":\"${sha}\""
     if [[ -n "$rest" ]]; then
       check_time "$rest" "time" "--commits line ${number}: "
-      COMMITS_JSON+=",\"time\":$(json_string "$rest")"
+      COMMITS_JSON+=",\"time\":\"${rest}\""
     fi
     COMMITS_JSON+="}"
     COMMIT_COUNT=$((COMMIT_COUNT + 1))
