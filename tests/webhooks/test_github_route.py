@@ -503,6 +503,14 @@ async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_before_bein
         assert refused.headers["Retry-After"] == "5"
         assert "too many unverified webhook deliveries" in (await refused.json())["detail"]
 
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused once it outgrows the budget
+            for start in range(0, len(body), 1024):
+                yield body[start : start + 1024]
+
+        chunked = await client.post(WEBHOOK_PATH, data=chunks(), headers=headers("push", body))
+        assert chunked.status == 503
+        assert chunked.request_info.headers.get("Transfer-Encoding") == "chunked"
+
         writer.write(body[-1:])  # the held delivery completes and is accepted
         await writer.drain()
         answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
@@ -510,7 +518,8 @@ async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_before_bein
     finally:
         writer.close()
         await client.close()
-    assert (budget.in_use, budget.peak, budget.refused) == (0, len(body), 1)
+    assert (budget.in_use, budget.refused) == (0, 2)
+    assert len(body) <= budget.peak <= 8192  # never more than the budget, whatever the chunking
 
 
 def test_the_budget_must_fit_the_largest_delivery() -> None:
