@@ -41,6 +41,13 @@ $(CDK_NODE_MODULES): cdk/package.json cdk/package-lock.json
 	npm ci --prefix cdk --no-audit --no-fund --prefer-offline --loglevel=error
 	touch $@
 
+# GitHub's own webhook example payloads (@octokit/webhooks-examples, pinned) for tests/webhooks.
+GITHUB_EXAMPLES := tests/webhooks/github_examples/node_modules/.package-lock.json
+
+$(GITHUB_EXAMPLES): tests/webhooks/github_examples/package.json tests/webhooks/github_examples/package-lock.json
+	npm ci --prefix tests/webhooks/github_examples --no-audit --no-fund --prefer-offline --loglevel=error
+	touch $@
+
 # System tools the tests use for real: Java (the KCL MultiLangDaemon), a compose parser and headless
 # Chromium (tests/dashboard, driven by Playwright at /usr/bin/chromium).
 # On Debian they are installed when missing; elsewhere install them yourself (see DEVELOPERS.md).
@@ -51,7 +58,7 @@ system-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    openjdk-17-jre-headless docker-compose chromium >/dev/null; }
 
-test: lint audit system-tools $(CDK_NODE_MODULES)
+test: lint audit system-tools $(CDK_NODE_MODULES) $(GITHUB_EXAMPLES)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 format: $(STAMP)

@@ -6,6 +6,7 @@
 // and exit codes); `--help` says everything a user needs.
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
 const https = require('node:https');
 const path = require('node:path');
@@ -17,22 +18,62 @@ const EXIT_USAGE = 2;
 const DEFAULT_URL = 'http://127.0.0.1:8000/process-event';
 const DEFAULT_TIMEOUT_S = '60';
 const SOURCE = 'cicd_script';
-const EVENTS = ['push', 'deploy', 'test_pass', 'deploy_failed', 'service_restored'];
-const OPTIONS = ['--metadata', '--sha', '--time'];
+const EVENTS = [
+  'push',
+  'deploy',
+  'test_pass',
+  'deploy_failed',
+  'service_restored',
+  'incident_opened',
+  'incident_resolved',
+];
+const INCIDENT_EVENTS = ['incident_opened', 'incident_resolved'];
+// Which events may carry each option (the gateway's rule; anything else is refused before sending).
+const OPTION_EVENTS = {
+  environment: ['deploy', 'deploy_failed', 'service_restored', 'incident_opened', 'incident_resolved'],
+  outcome: ['deploy', 'deploy_failed'],
+  remediation: ['deploy', 'deploy_failed'],
+  'deployment-id': ['deploy', 'deploy_failed', 'incident_opened'],
+  'incident-id': INCIDENT_EVENTS,
+  commits: ['push', 'deploy', 'deploy_failed'],
+};
+// Every option takes one value; the order is the order in which they are checked.
+const VALUE_OPTIONS = [
+  'sha',
+  'time',
+  'metadata',
+  'environment',
+  'outcome',
+  'remediation',
+  'deployment-id',
+  'incident-id',
+  'team',
+  'service',
+  'commits',
+];
+const OPTIONS = VALUE_OPTIONS.map((name) => `--${name}`);
 const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$/;
 const SHA_RE = /^[0-9a-fA-F]{7,64}$/;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+// ISO-8601 or 'YYYY-MM-DD HH:MM:SS'; the groups are the same in the .py and .sh scripts.
 const TIME_RE =
-  /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$/;
+  /^([0-9]{4})-([0-9]{2})-([0-9]{2})([T ]([0-9]{2}):([0-9]{2})(:([0-9]{2})([.,][0-9]{1,9})?)?(([Zz])|([+-])([0-9]{2})(:?([0-9]{2}))?)?)?$/;
+const CONTROL_RE = /[\x00-\x1f\x7f]/;
 const URL_RE = /^https?:\/\/[^/?#\s]+/;
 const TIMEOUT_RE = /^[0-9]+(\.[0-9]+)?$/;
 const NEGATIVE_NUMBER_RE = /^-\d+$|^-\d*\.\d+$/;
 const MAX_METADATA_BYTES = 1024;
+const MAX_NAME_CHARS = 100;
+const MAX_COMMITS = 2048;
+const EARLIEST_S = 946684800; // 2000-01-01T00:00:00Z
+const MAX_AHEAD_S = 15 * 60;
+const TIME_HINT = "use ISO-8601 (2026-01-01T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS'";
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 8000;
 const ATTEMPT_TIMEOUT_MS = 15000;
 const MIN_ATTEMPT_MS = 500;
 
-const HELP = `usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--time <ISO>]
+const HELP = `usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--time <ISO>] [options]
 
 Report one DevOps event from a CI/CD job to the devops-metrics gateway (POST /process-event).
 
@@ -40,18 +81,34 @@ arguments:
   <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
-                           push              commits were pushed (give --sha for lead time)
-                           deploy            a deployment to production finished
-                           test_pass         the test suite passed
-                           deploy_failed     a production deployment failed (it needed a fix or a
-                                             rollback); counts toward the change failure rate
-                           service_restored  service is restored after a failed deployment;
-                                             ends the recovery time
+                           push               commits were pushed (give --sha and --commits)
+                           deploy             a deployment finished (--outcome failure if it
+                                              failed: it counts as a deployment and a failure)
+                           test_pass          the test suite passed
+                           deploy_failed      the same as deploy --outcome failure
+                           service_restored   the environment works again after a failure;
+                                              ends the recovery time
+                           incident_opened    an incident started (needs --incident-id)
+                           incident_resolved  the incident ended (the same --incident-id)
   --metadata <Metadata>  free text or JSON, at most 1024 bytes (UTF-8), e.g. a version or a URL
-  --sha <commit>         commit SHA the event is about, 7-64 hex digits; push and deploy events
-                         with the same SHA give the lead time for changes
+  --sha <commit>         commit SHA the event is about, 7-64 hex digits: a push's head, the
+                         deployed commit, or the change that caused an incident
   --time <ISO>           when it happened: ISO-8601 (2026-01-01T12:00:00Z) or
-                         'YYYY-MM-DD HH:MM:SS' (UTC); default: now; at most 15 minutes ahead
+                         'YYYY-MM-DD HH:MM:SS' (UTC), from 2000-01-01 to at most 15 minutes
+                         ahead; default: when the script started (the same on every retry)
+  --commits <file>       the changes a push brought or a deploy ships (push, deploy,
+                         deploy_failed): one per line, '<sha>' or '<sha> <time>', at most 2048;
+                         '-' reads stdin, e.g. git log --format='%H %cI' BEFORE..AFTER
+  --environment <name>   where it happened (deploy, deploy_failed, service_restored, incident
+                         events); default: production
+  --outcome <outcome>    a deploy's outcome: success (the default) or failure
+  --remediation <kind>   a deploy that fixes a failure: hotfix or rollback
+  --deployment-id <id>   the deployment's own id (deploy, deploy_failed), or on incident_opened
+                         the deployment that caused it; 1-128 letters, digits, '.', '_', ':', '-'
+  --incident-id <id>     pairs incident_opened with incident_resolved (required on both)
+  --team <name>          the team that owns it
+  --service <name>       the service it is about (default: the repo)
+                         (names: 1-100 characters, no control characters)
   -h, --help             show this help and exit
 
 environment:
@@ -60,9 +117,10 @@ environment:
   DEVOPS_EVENT_TIMEOUT        seconds to keep retrying before giving up (default: 60)
 
 behaviour:
-  Each run generates one event_id (a UUID) and sends it with every attempt, so a retried request
-  is counted once downstream. Connection errors, timeouts, HTTP 408, 429 and 5xx are retried with
-  exponential backoff and jitter, honouring Retry-After, until DEVOPS_EVENT_TIMEOUT runs out.
+  Each run generates one event_id (a UUID) and fixes the event's time once, and sends the very
+  same body with every attempt, so a retried request is stored once, identically, downstream.
+  Connection errors, timeouts, HTTP 408, 429 and 5xx are retried with exponential backoff and
+  jitter, honouring Retry-After, until DEVOPS_EVENT_TIMEOUT runs out.
   On success the only output on stdout is one line 'event_id=<uuid>' (ready to append to
   $GITHUB_OUTPUT); retries and errors are reported on stderr.
 
@@ -128,8 +186,106 @@ function parseArgs(argv) {
   return { repo: positionals[0], event: positionals[1], ...options };
 }
 
-/** The gateway's rules, checked before any request so a typo fails fast and sends nothing. */
-function validate(args) {
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, as in .py/.sh). */
+function daysFromCivil(year, month, day) {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor((y >= 0 ? y : y - 399) / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+function daysInMonth(year, month) {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/** '' when the gateway would take the value as an event time, else what is wrong with it. */
+function timeProblem(value, nowS) {
+  const match = TIME_RE.exec(value);
+  if (!match) return 'invalid';
+  const num = (group) => Number(match[group] || 0);
+  const [year, month, day] = [num(1), num(2), num(3)];
+  const [hour, minute, second, offsetH, offsetM] = [num(5), num(6), num(8), num(13), num(15)];
+  if (!(month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month))) return 'invalid';
+  if (hour > 23 || minute > 59 || second > 59 || offsetH > 23 || offsetM > 59) return 'invalid';
+  const offset = (offsetH * 3600 + offsetM * 60) * (match[12] === '-' ? -1 : 1);
+  const epoch = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
+  if (epoch < EARLIEST_S) return 'early';
+  if (epoch - nowS > MAX_AHEAD_S) return 'future';
+  return '';
+}
+
+function checkTime(value, label, nowS, where = '') {
+  const problem = timeProblem(value, nowS);
+  if (problem === 'invalid') throw new UsageError(`${where}invalid ${label} '${value}': ${TIME_HINT}`);
+  if (problem === 'early') {
+    throw new UsageError(`${where}${label} '${value}' is before 2000-01-01; send the real event time`);
+  }
+  if (problem === 'future') {
+    throw new UsageError(`${where}${label} '${value}' is more than 15 minutes in the future`);
+  }
+}
+
+const trimSpace = (text) => text.replace(/^[ \t\n\r\f\v]+|[ \t\n\r\f\v]+$/g, '');
+
+/** Environment, team and service names: trimmed, 1-100 characters, no control characters. */
+function checkName(value, label) {
+  const name = trimSpace(value);
+  if (!name || [...name].length > MAX_NAME_CHARS || CONTROL_RE.test(name)) {
+    throw new UsageError(`invalid ${label} '${value}': use 1-100 characters without control characters`);
+  }
+  return name;
+}
+
+function checkId(value, label) {
+  if (!ID_RE.test(value)) {
+    throw new UsageError(
+      `invalid ${label} '${value}': use 1-128 letters, digits, '.', '_', ':', '-' starting with a letter or digit`,
+    );
+  }
+}
+
+function readCommits(source) {
+  try {
+    return fs.readFileSync(source === '-' ? 0 : source).toString('utf8');
+  } catch {
+    throw new UsageError(`--commits: cannot read '${source}'`);
+  }
+}
+
+/** '<sha>' or '<sha> <time>' per line (git log --format='%H %cI', git rev-list); blank lines skipped. */
+function parseCommits(text, nowS) {
+  const commits = [];
+  text.split('\n').forEach((raw, index) => {
+    const line = trimSpace(raw);
+    if (!line) return;
+    const cut = line.search(/[ \t]/);
+    const sha = cut === -1 ? line : line.slice(0, cut);
+    if (!SHA_RE.test(sha)) {
+      throw new UsageError(`--commits line ${index + 1}: invalid sha '${sha}': must be 7-64 hex digits`);
+    }
+    const commit = { sha };
+    if (cut !== -1) {
+      const time = line.slice(cut).replace(/^[ \t]+/, '');
+      checkTime(time, 'time', nowS, `--commits line ${index + 1}: `);
+      commit.time = time;
+    }
+    commits.push(commit);
+  });
+  if (commits.length > MAX_COMMITS) {
+    throw new UsageError(
+      `--commits lists ${commits.length} commits; at most ${MAX_COMMITS} are allowed ` +
+        '(e.g. git rev-list --max-count=2048)',
+    );
+  }
+  return commits;
+}
+
+/** The gateway's rules, checked before any request so a typo fails fast and sends nothing.
+ * Returns the event's optional fields as they will be sent. */
+function validate(args, nowS) {
   if (!REPO_RE.test(args.repo)) {
     throw new UsageError(
       `invalid repo '${args.repo}': use 1-140 letters, digits, '.', '_', '-', '/' ` +
@@ -140,20 +296,49 @@ function validate(args) {
     const internal = args.event.startsWith('calc_') ? ' (calc_* events are computed by the aggregator)' : '';
     throw new UsageError(`invalid event '${args.event}'${internal}: must be one of ${EVENTS.join(', ')}`);
   }
-  if (args.sha !== undefined && !SHA_RE.test(args.sha)) {
-    throw new UsageError(`invalid --sha '${args.sha}': must be 7-64 hex digits`);
-  }
-  if (args.time !== undefined && !TIME_RE.test(args.time)) {
-    throw new UsageError(
-      `invalid --time '${args.time}': use ISO-8601 (2026-01-01T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS'`,
-    );
-  }
-  if (args.metadata !== undefined) {
-    const size = Buffer.byteLength(args.metadata, 'utf8');
-    if (size > MAX_METADATA_BYTES) {
-      throw new UsageError(`--metadata is ${size} bytes; at most ${MAX_METADATA_BYTES} bytes are allowed`);
+  const fields = {};
+  for (const name of VALUE_OPTIONS) {
+    let value = args[name];
+    if (value === undefined) continue;
+    const allowed = OPTION_EVENTS[name];
+    if (allowed !== undefined && !allowed.includes(args.event)) {
+      throw new UsageError(`--${name} only applies to ${allowed.join(', ')} events`);
     }
+    const field = name.replace('-', '_');
+    if (name === 'sha' && !SHA_RE.test(value)) {
+      throw new UsageError(`invalid --sha '${value}': must be 7-64 hex digits`);
+    }
+    if (name === 'time') checkTime(value, '--time', nowS);
+    if (name === 'metadata') {
+      const size = Buffer.byteLength(value, 'utf8');
+      if (size > MAX_METADATA_BYTES) {
+        throw new UsageError(`--metadata is ${size} bytes; at most ${MAX_METADATA_BYTES} bytes are allowed`);
+      }
+    }
+    if (['environment', 'team', 'service'].includes(name)) value = checkName(value, `--${name}`);
+    if (name === 'outcome') {
+      if (!['success', 'failure'].includes(value)) {
+        throw new UsageError(`invalid --outcome '${value}': must be success or failure`);
+      }
+      if (value === 'success' && args.event === 'deploy_failed') {
+        throw new UsageError('--outcome success contradicts deploy_failed; report a deploy instead');
+      }
+    }
+    if (name === 'remediation' && !['hotfix', 'rollback'].includes(value)) {
+      throw new UsageError(`invalid --remediation '${value}': must be hotfix or rollback`);
+    }
+    if (name === 'deployment-id' || name === 'incident-id') checkId(value, `--${name}`);
+    if (name === 'commits') {
+      const commits = parseCommits(readCommits(value), nowS);
+      if (commits.length) fields[field] = commits;
+      continue;
+    }
+    fields[field] = value;
   }
+  if (INCIDENT_EVENTS.includes(args.event) && fields.incident_id === undefined) {
+    throw new UsageError(`${args.event} needs --incident-id (it pairs incident_opened with incident_resolved)`);
+  }
+  return fields;
 }
 
 /** The environment, checked: gateway URL, token and the total time budget in milliseconds. */
@@ -180,12 +365,12 @@ function readConfig(env) {
   return { url, token, timeoutMs };
 }
 
-function buildBody(args, eventId) {
+/** Built once: every attempt sends these very bytes (the time too, so a retry is identical). */
+function buildBody(args, fields, eventId, startedMs) {
+  const { time, ...rest } = fields;
   const body = { repo: args.repo, event: args.event, event_id: eventId, source: SOURCE };
-  for (const name of ['metadata', 'sha', 'time']) {
-    if (args[name] !== undefined) body[name] = args[name];
-  }
-  return JSON.stringify(body);
+  body.time = time !== undefined ? time : new Date(startedMs).toISOString();
+  return JSON.stringify({ ...body, ...rest });
 }
 
 /** The gateway's error detail in one line: 'field: reason; ...', the detail string, or the body. */
@@ -325,10 +510,12 @@ async function main() {
     return EXIT_OK;
   }
   let args;
+  let fields;
   let config;
+  const startedMs = Date.now(); // the event's time unless --time says otherwise
   try {
     args = parseArgs(argv);
-    validate(args);
+    fields = validate(args, Math.floor(startedMs / 1000));
     config = readConfig(process.env);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
@@ -337,7 +524,7 @@ async function main() {
   }
 
   const eventId = randomUUID();
-  const body = buildBody(args, eventId);
+  const body = buildBody(args, fields, eventId, startedMs);
   const start = nowMs();
   const deadline = start + config.timeoutMs;
   for (let attemptNo = 1; ; attemptNo += 1) {

@@ -9,6 +9,7 @@ and exit codes); `--help` says everything a user needs.
 from __future__ import annotations
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -26,21 +27,48 @@ EXIT_OK, EXIT_GAVE_UP, EXIT_USAGE = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:8000/process-event"
 DEFAULT_TIMEOUT_S = "60"
 SOURCE = "cicd_script"
-EVENTS = ("push", "deploy", "test_pass", "deploy_failed", "service_restored")
+EVENTS = (
+    "push",
+    "deploy",
+    "test_pass",
+    "deploy_failed",
+    "service_restored",
+    "incident_opened",
+    "incident_resolved",
+)
+INCIDENT_EVENTS = ("incident_opened", "incident_resolved")
+# Which events may carry each option (the gateway's rule; anything else is refused before sending).
+OPTION_EVENTS = {
+    "environment": ("deploy", "deploy_failed", "service_restored", "incident_opened", "incident_resolved"),
+    "outcome": ("deploy", "deploy_failed"),
+    "remediation": ("deploy", "deploy_failed"),
+    "deployment-id": ("deploy", "deploy_failed", "incident_opened"),
+    "incident-id": INCIDENT_EVENTS,
+    "commits": ("push", "deploy", "deploy_failed"),
+}
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$")
 SHA_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# ISO-8601 or 'YYYY-MM-DD HH:MM:SS'; the groups are the same in the .js and .sh scripts.
 TIME_RE = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?"
-    r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})([T ]([0-9]{2}):([0-9]{2})(:([0-9]{2})([.,][0-9]{1,9})?)?"
+    r"(([Zz])|([+-])([0-9]{2})(:?([0-9]{2}))?)?)?$"
 )
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+SPACE = " \t\n\r\f\v"
 URL_RE = re.compile(r"^https?://[^/?#\s]+")
 TIMEOUT_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 MAX_METADATA_BYTES = 1024
+MAX_NAME_CHARS = 100
+MAX_COMMITS = 2048
+EARLIEST_S = 946684800  # 2000-01-01T00:00:00Z
+MAX_AHEAD_S = 15 * 60
+TIME_HINT = "use ISO-8601 (2026-01-01T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS'"
 BACKOFF_BASE_MS, BACKOFF_CAP_MS = 500, 8000
 ATTEMPT_TIMEOUT_MS, MIN_ATTEMPT_MS = 15000, 500
 
 HELP = """\
-usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--time <ISO>]
+usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--time <ISO>] [options]
 
 Report one DevOps event from a CI/CD job to the devops-metrics gateway (POST /process-event).
 
@@ -48,18 +76,34 @@ arguments:
   <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
-                           push              commits were pushed (give --sha for lead time)
-                           deploy            a deployment to production finished
-                           test_pass         the test suite passed
-                           deploy_failed     a production deployment failed (it needed a fix or a
-                                             rollback); counts toward the change failure rate
-                           service_restored  service is restored after a failed deployment;
-                                             ends the recovery time
+                           push               commits were pushed (give --sha and --commits)
+                           deploy             a deployment finished (--outcome failure if it
+                                              failed: it counts as a deployment and a failure)
+                           test_pass          the test suite passed
+                           deploy_failed      the same as deploy --outcome failure
+                           service_restored   the environment works again after a failure;
+                                              ends the recovery time
+                           incident_opened    an incident started (needs --incident-id)
+                           incident_resolved  the incident ended (the same --incident-id)
   --metadata <Metadata>  free text or JSON, at most 1024 bytes (UTF-8), e.g. a version or a URL
-  --sha <commit>         commit SHA the event is about, 7-64 hex digits; push and deploy events
-                         with the same SHA give the lead time for changes
+  --sha <commit>         commit SHA the event is about, 7-64 hex digits: a push's head, the
+                         deployed commit, or the change that caused an incident
   --time <ISO>           when it happened: ISO-8601 (2026-01-01T12:00:00Z) or
-                         'YYYY-MM-DD HH:MM:SS' (UTC); default: now; at most 15 minutes ahead
+                         'YYYY-MM-DD HH:MM:SS' (UTC), from 2000-01-01 to at most 15 minutes
+                         ahead; default: when the script started (the same on every retry)
+  --commits <file>       the changes a push brought or a deploy ships (push, deploy,
+                         deploy_failed): one per line, '<sha>' or '<sha> <time>', at most 2048;
+                         '-' reads stdin, e.g. git log --format='%H %cI' BEFORE..AFTER
+  --environment <name>   where it happened (deploy, deploy_failed, service_restored, incident
+                         events); default: production
+  --outcome <outcome>    a deploy's outcome: success (the default) or failure
+  --remediation <kind>   a deploy that fixes a failure: hotfix or rollback
+  --deployment-id <id>   the deployment's own id (deploy, deploy_failed), or on incident_opened
+                         the deployment that caused it; 1-128 letters, digits, '.', '_', ':', '-'
+  --incident-id <id>     pairs incident_opened with incident_resolved (required on both)
+  --team <name>          the team that owns it
+  --service <name>       the service it is about (default: the repo)
+                         (names: 1-100 characters, no control characters)
   -h, --help             show this help and exit
 
 environment:
@@ -68,9 +112,10 @@ environment:
   DEVOPS_EVENT_TIMEOUT        seconds to keep retrying before giving up (default: 60)
 
 behaviour:
-  Each run generates one event_id (a UUID) and sends it with every attempt, so a retried request
-  is counted once downstream. Connection errors, timeouts, HTTP 408, 429 and 5xx are retried with
-  exponential backoff and jitter, honouring Retry-After, until DEVOPS_EVENT_TIMEOUT runs out.
+  Each run generates one event_id (a UUID) and fixes the event's time once, and sends the very
+  same body with every attempt, so a retried request is stored once, identically, downstream.
+  Connection errors, timeouts, HTTP 408, 429 and 5xx are retried with exponential backoff and
+  jitter, honouring Retry-After, until DEVOPS_EVENT_TIMEOUT runs out.
   On success the only output on stdout is one line 'event_id=<uuid>' (ready to append to
   $GITHUB_OUTPUT); retries and errors are reported on stderr.
 
@@ -102,18 +147,137 @@ def wants_help(argv: list[str]) -> bool:
     return "-h" in options or "--help" in options
 
 
+# Every option takes one value; the order is the order in which they are checked.
+VALUE_OPTIONS = (
+    "sha",
+    "time",
+    "metadata",
+    "environment",
+    "outcome",
+    "remediation",
+    "deployment-id",
+    "incident-id",
+    "team",
+    "service",
+    "commits",
+)
+
+
 def parse_args(argv: list[str], prog: str) -> argparse.Namespace:
     parser = ArgumentParser(prog=prog, add_help=False, allow_abbrev=False)
     parser.add_argument("repo")
     parser.add_argument("event")
-    parser.add_argument("--metadata")
-    parser.add_argument("--sha")
-    parser.add_argument("--time")
+    for name in VALUE_OPTIONS:
+        parser.add_argument(f"--{name}", dest=name.replace("-", "_"))
     return parser.parse_args(argv)
 
 
-def validate(args: argparse.Namespace) -> None:
-    """The gateway's rules, checked before any request so a typo fails fast and sends nothing."""
+def option(args: argparse.Namespace, name: str) -> str | None:
+    value: str | None = getattr(args, name.replace("-", "_"))
+    return value
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, as in .js/.sh)."""
+    year -= 1 if month <= 2 else 0
+    era = (year if year >= 0 else year - 399) // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def time_problem(value: str, now_s: int) -> str:
+    """'' when the gateway would take ``value`` as an event time, else what is wrong with it."""
+    match = TIME_RE.match(value)
+    if not match:
+        return "invalid"
+    year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3))
+    hour, minute = int(match.group(5) or 0), int(match.group(6) or 0)
+    second = int(match.group(8) or 0)
+    offset_h, offset_m = int(match.group(13) or 0), int(match.group(15) or 0)
+    if not (1 <= month <= 12 and 1 <= day <= days_in_month(year, month)):
+        return "invalid"
+    if hour > 23 or minute > 59 or second > 59 or offset_h > 23 or offset_m > 59:
+        return "invalid"
+    offset = (offset_h * 3600 + offset_m * 60) * (-1 if match.group(12) == "-" else 1)
+    epoch = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+    if epoch < EARLIEST_S:
+        return "early"
+    if epoch - now_s > MAX_AHEAD_S:
+        return "future"
+    return ""
+
+
+def check_time(value: str, label: str, now_s: int, where: str = "") -> None:
+    problem = time_problem(value, now_s)
+    if problem == "invalid":
+        raise UsageError(f"{where}invalid {label} '{value}': {TIME_HINT}")
+    if problem == "early":
+        raise UsageError(f"{where}{label} '{value}' is before 2000-01-01; send the real event time")
+    if problem == "future":
+        raise UsageError(f"{where}{label} '{value}' is more than 15 minutes in the future")
+
+
+def check_name(value: str, label: str) -> str:
+    """Environment, team and service names: trimmed, 1-100 characters, no control characters."""
+    name = value.strip(SPACE)
+    if not name or len(name) > MAX_NAME_CHARS or CONTROL_RE.search(name):
+        raise UsageError(f"invalid {label} '{value}': use 1-100 characters without control characters")
+    return name
+
+
+def check_id(value: str, label: str) -> None:
+    if not ID_RE.match(value):
+        raise UsageError(
+            f"invalid {label} '{value}': use 1-128 letters, digits, '.', '_', ':', '-' "
+            "starting with a letter or digit"
+        )
+
+
+def read_commits(source: str) -> str:
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read().decode("utf-8", "replace")
+        with open(source, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        raise UsageError(f"--commits: cannot read '{source}'") from None
+
+
+def parse_commits(text: str, now_s: int) -> list[dict[str, str]]:
+    """'<sha>' or '<sha> <time>' per line (git log --format='%H %cI', git rev-list); blank lines skipped."""
+    commits = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(SPACE)
+        if not line:
+            continue
+        parts = re.split(r"[ \t]+", line, maxsplit=1)
+        sha = parts[0]
+        if not SHA_RE.match(sha):
+            raise UsageError(f"--commits line {number}: invalid sha '{sha}': must be 7-64 hex digits")
+        commit = {"sha": sha}
+        if len(parts) == 2:
+            check_time(parts[1], "time", now_s, f"--commits line {number}: ")
+            commit["time"] = parts[1]
+        commits.append(commit)
+    if len(commits) > MAX_COMMITS:
+        raise UsageError(
+            f"--commits lists {len(commits)} commits; at most {MAX_COMMITS} are allowed "
+            "(e.g. git rev-list --max-count=2048)"
+        )
+    return commits
+
+
+def validate(args: argparse.Namespace, now_s: int) -> dict[str, object]:
+    """The gateway's rules, checked before any request so a typo fails fast and sends nothing.
+    Returns the event's optional fields as they will be sent."""
     if not REPO_RE.match(args.repo):
         raise UsageError(
             f"invalid repo '{args.repo}': use 1-140 letters, digits, '.', '_', '-', '/' "
@@ -122,16 +286,47 @@ def validate(args: argparse.Namespace) -> None:
     if args.event not in EVENTS:
         internal = " (calc_* events are computed by the aggregator)" if args.event.startswith("calc_") else ""
         raise UsageError(f"invalid event '{args.event}'{internal}: must be one of {', '.join(EVENTS)}")
-    if args.sha is not None and not SHA_RE.match(args.sha):
-        raise UsageError(f"invalid --sha '{args.sha}': must be 7-64 hex digits")
-    if args.time is not None and not TIME_RE.match(args.time):
+    fields: dict[str, object] = {}
+    for name in VALUE_OPTIONS:
+        value = option(args, name)
+        if value is None:
+            continue
+        allowed = OPTION_EVENTS.get(name)
+        if allowed is not None and args.event not in allowed:
+            raise UsageError(f"--{name} only applies to {', '.join(allowed)} events")
+        field = name.replace("-", "_")
+        if name == "sha" and not SHA_RE.match(value):
+            raise UsageError(f"invalid --sha '{value}': must be 7-64 hex digits")
+        if name == "time":
+            check_time(value, "--time", now_s)
+        if name == "metadata":
+            size = len(value.encode("utf-8", errors="surrogateescape"))
+            if size > MAX_METADATA_BYTES:
+                raise UsageError(
+                    f"--metadata is {size} bytes; at most {MAX_METADATA_BYTES} bytes are allowed"
+                )
+        if name in ("environment", "team", "service"):
+            value = check_name(value, f"--{name}")
+        if name == "outcome":
+            if value not in ("success", "failure"):
+                raise UsageError(f"invalid --outcome '{value}': must be success or failure")
+            if value == "success" and args.event == "deploy_failed":
+                raise UsageError("--outcome success contradicts deploy_failed; report a deploy instead")
+        if name == "remediation" and value not in ("hotfix", "rollback"):
+            raise UsageError(f"invalid --remediation '{value}': must be hotfix or rollback")
+        if name in ("deployment-id", "incident-id"):
+            check_id(value, f"--{name}")
+        if name == "commits":
+            commits = parse_commits(read_commits(value), now_s)
+            if commits:
+                fields[field] = commits
+            continue
+        fields[field] = value
+    if args.event in INCIDENT_EVENTS and "incident_id" not in fields:
         raise UsageError(
-            f"invalid --time '{args.time}': use ISO-8601 (2026-01-01T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS'"
+            f"{args.event} needs --incident-id (it pairs incident_opened with incident_resolved)"
         )
-    if args.metadata is not None:
-        size = len(args.metadata.encode("utf-8", errors="surrogateescape"))
-        if size > MAX_METADATA_BYTES:
-            raise UsageError(f"--metadata is {size} bytes; at most {MAX_METADATA_BYTES} bytes are allowed")
+    return fields
 
 
 class Config:
@@ -158,12 +353,17 @@ class Config:
         self.timeout_ms = max(1, int(whole) * 1000 + int((fraction + "000")[:3]))
 
 
-def build_body(args: argparse.Namespace, event_id: str) -> bytes:
-    body = {"repo": args.repo, "event": args.event, "event_id": event_id, "source": SOURCE}
-    for name in ("metadata", "sha", "time"):
-        value = getattr(args, name)
-        if value is not None:
-            body[name] = value
+def utc_iso(now_ms: int) -> str:
+    """'2026-01-01T12:00:00.123Z' (what the .js and .sh scripts send as well)."""
+    moment = datetime.datetime.fromtimestamp(now_ms // 1000, datetime.timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{now_ms % 1000:03d}Z"
+
+
+def build_body(args: argparse.Namespace, fields: dict[str, object], event_id: str, started_ms: int) -> bytes:
+    """Built once: every attempt sends these very bytes (the time too, so a retry is identical)."""
+    body: dict[str, object] = {"repo": args.repo, "event": args.event, "event_id": event_id, "source": SOURCE}
+    body["time"] = fields.pop("time", None) or utc_iso(started_ms)
+    body.update(fields)
     return json.dumps(body, ensure_ascii=False).encode("utf-8", errors="surrogateescape")
 
 
@@ -329,8 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         if wants_help(argv):
             print(HELP.replace("{prog}", prog), end="")
             return EXIT_OK
+        started_ms = int(time.time() * 1000)  # the event's time unless --time says otherwise
         args = parse_args(argv, prog)
-        validate(args)
+        fields = validate(args, started_ms // 1000)
         config = Config(dict(os.environ))
     except UsageError as exc:
         if exc.show_usage:
@@ -338,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(prog, f"{exc} (see --help)", EXIT_USAGE)
         return EXIT_USAGE
     event_id = str(uuid.uuid4())
-    return send(config, build_body(args, event_id), event_id, prog)
+    return send(config, build_body(args, fields, event_id, started_ms), event_id, prog)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,20 @@ readonly EXIT_OK=0 EXIT_GAVE_UP=1 EXIT_USAGE=2
 readonly DEFAULT_URL="http://127.0.0.1:8000/process-event"
 readonly DEFAULT_TIMEOUT_S="60"
 readonly SOURCE="cicd_script"
-readonly EVENTS="push deploy test_pass deploy_failed service_restored"
+readonly EVENTS="push deploy test_pass deploy_failed service_restored incident_opened incident_resolved"
+readonly INCIDENT_EVENTS="incident_opened incident_resolved"
+# Every option takes one value; the order is the order in which they are checked.
+readonly VALUE_OPTIONS=(sha time metadata environment outcome remediation deployment-id incident-id team service commits)
 readonly REPO_RE='^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$'
 readonly SHA_RE='^[0-9a-fA-F]{7,64}$'
-readonly TIME_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$'
+readonly ID_RE='^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'
+# ISO-8601 or 'YYYY-MM-DD HH:MM:SS'; the groups are the same in the .py and .js scripts.
+readonly TIME_RE='^([0-9]{4})-([0-9]{2})-([0-9]{2})([T ]([0-9]{2}):([0-9]{2})(:([0-9]{2})([.,][0-9]{1,9})?)?(([Zz])|([+-])([0-9]{2})(:?([0-9]{2}))?)?)?$'
+readonly SPACE_CHARS=$' \t\n\r\f\v'
+readonly MAX_NAME_CHARS=100 MAX_COMMITS=2048
+readonly EARLIEST_S=946684800 # 2000-01-01T00:00:00Z
+readonly MAX_AHEAD_S=900
+readonly TIME_HINT="use ISO-8601 (2026-01-01T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS'"
 readonly URL_RE='^https?://[^/?#[:space:]]+'
 readonly TIMEOUT_RE='^([0-9]+)(\.([0-9]+))?$'
 readonly NEGATIVE_NUMBER_RE='^-[0-9]+$|^-[0-9]*\.[0-9]+$'
@@ -26,7 +36,7 @@ readonly PROG
 
 HELP="$(
   cat <<'EOF'
-usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--time <ISO>]
+usage: {prog} <Repo name> <Event> [--metadata <Metadata>] [--sha <commit>] [--time <ISO>] [options]
 
 Report one DevOps event from a CI/CD job to the devops-metrics gateway (POST /process-event).
 
@@ -34,18 +44,34 @@ arguments:
   <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
-                           push              commits were pushed (give --sha for lead time)
-                           deploy            a deployment to production finished
-                           test_pass         the test suite passed
-                           deploy_failed     a production deployment failed (it needed a fix or a
-                                             rollback); counts toward the change failure rate
-                           service_restored  service is restored after a failed deployment;
-                                             ends the recovery time
+                           push               commits were pushed (give --sha and --commits)
+                           deploy             a deployment finished (--outcome failure if it
+                                              failed: it counts as a deployment and a failure)
+                           test_pass          the test suite passed
+                           deploy_failed      the same as deploy --outcome failure
+                           service_restored   the environment works again after a failure;
+                                              ends the recovery time
+                           incident_opened    an incident started (needs --incident-id)
+                           incident_resolved  the incident ended (the same --incident-id)
   --metadata <Metadata>  free text or JSON, at most 1024 bytes (UTF-8), e.g. a version or a URL
-  --sha <commit>         commit SHA the event is about, 7-64 hex digits; push and deploy events
-                         with the same SHA give the lead time for changes
+  --sha <commit>         commit SHA the event is about, 7-64 hex digits: a push's head, the
+                         deployed commit, or the change that caused an incident
   --time <ISO>           when it happened: ISO-8601 (2026-01-01T12:00:00Z) or
-                         'YYYY-MM-DD HH:MM:SS' (UTC); default: now; at most 15 minutes ahead
+                         'YYYY-MM-DD HH:MM:SS' (UTC), from 2000-01-01 to at most 15 minutes
+                         ahead; default: when the script started (the same on every retry)
+  --commits <file>       the changes a push brought or a deploy ships (push, deploy,
+                         deploy_failed): one per line, '<sha>' or '<sha> <time>', at most 2048;
+                         '-' reads stdin, e.g. git log --format='%H %cI' BEFORE..AFTER
+  --environment <name>   where it happened (deploy, deploy_failed, service_restored, incident
+                         events); default: production
+  --outcome <outcome>    a deploy's outcome: success (the default) or failure
+  --remediation <kind>   a deploy that fixes a failure: hotfix or rollback
+  --deployment-id <id>   the deployment's own id (deploy, deploy_failed), or on incident_opened
+                         the deployment that caused it; 1-128 letters, digits, '.', '_', ':', '-'
+  --incident-id <id>     pairs incident_opened with incident_resolved (required on both)
+  --team <name>          the team that owns it
+  --service <name>       the service it is about (default: the repo)
+                         (names: 1-100 characters, no control characters)
   -h, --help             show this help and exit
 
 environment:
@@ -54,9 +80,10 @@ environment:
   DEVOPS_EVENT_TIMEOUT        seconds to keep retrying before giving up (default: 60)
 
 behaviour:
-  Each run generates one event_id (a UUID) and sends it with every attempt, so a retried request
-  is counted once downstream. Connection errors, timeouts, HTTP 408, 429 and 5xx are retried with
-  exponential backoff and jitter, honouring Retry-After, until DEVOPS_EVENT_TIMEOUT runs out.
+  Each run generates one event_id (a UUID) and fixes the event's time once, and sends the very
+  same body with every attempt, so a retried request is stored once, identically, downstream.
+  Connection errors, timeouts, HTTP 408, 429 and 5xx are retried with exponential backoff and
+  jitter, honouring Retry-After, until DEVOPS_EVENT_TIMEOUT runs out.
   On success the only output on stdout is one line 'event_id=<uuid>' (ready to append to
   $GITHUB_OUTPUT); retries and errors are reported on stderr.
 
@@ -98,6 +125,163 @@ wants_help() {
 byte_length() {
   local LC_ALL=C
   printf '%s' "${#1}"
+}
+
+# option_events NAME: the events that may carry option NAME (the gateway's rule); empty = every event.
+option_events() {
+  case "$1" in
+    environment) printf '%s' "deploy deploy_failed service_restored incident_opened incident_resolved" ;;
+    outcome | remediation) printf '%s' "deploy deploy_failed" ;;
+    deployment-id) printf '%s' "deploy deploy_failed incident_opened" ;;
+    incident-id) printf '%s' "$INCIDENT_EVENTS" ;;
+    commits) printf '%s' "push deploy deploy_failed" ;;
+  esac
+}
+
+# option_index NAME: sets OPTION_INDEX to NAME's position in VALUE_OPTIONS, or -1.
+option_index() {
+  local i
+  OPTION_INDEX=-1
+  for i in "${!VALUE_OPTIONS[@]}"; do
+    if [[ "${VALUE_OPTIONS[i]}" == "$1" ]]; then
+      OPTION_INDEX=$i
+      return 0
+    fi
+  done
+}
+
+# Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, as in .py/.js).
+days_from_civil() {
+  local y="$1" m="$2" d="$3" era yoe doy doe
+  ((m <= 2)) && y=$((y - 1))
+  if ((y >= 0)); then era=$((y / 400)); else era=$(((y - 399) / 400)); fi
+  yoe=$((y - era * 400))
+  if ((m > 2)); then doy=$(((153 * (m - 3) + 2) / 5 + d - 1)); else doy=$(((153 * (m + 9) + 2) / 5 + d - 1)); fi
+  doe=$((yoe * 365 + yoe / 4 - yoe / 100 + doy))
+  DAYS=$((era * 146097 + doe - 719468))
+}
+
+days_in_month() {
+  local y="$1" m="$2"
+  if ((m == 2)); then
+    if ((y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))); then MONTH_DAYS=29; else MONTH_DAYS=28; fi
+  elif ((m == 4 || m == 6 || m == 9 || m == 11)); then
+    MONTH_DAYS=30
+  else
+    MONTH_DAYS=31
+  fi
+}
+
+# time_problem VALUE: sets TIME_PROBLEM to '' when the gateway would take VALUE as an event time,
+# else to invalid, early or future.
+time_problem() {
+  TIME_PROBLEM=invalid
+  [[ "$1" =~ $TIME_RE ]] || return 0
+  local year=$((10#${BASH_REMATCH[1]})) month=$((10#${BASH_REMATCH[2]})) day=$((10#${BASH_REMATCH[3]}))
+  local hour=$((10#${BASH_REMATCH[5]:-0})) minute=$((10#${BASH_REMATCH[6]:-0})) second=$((10#${BASH_REMATCH[8]:-0}))
+  local sign="${BASH_REMATCH[12]}" offset_h=$((10#${BASH_REMATCH[13]:-0})) offset_m=$((10#${BASH_REMATCH[15]:-0}))
+  ((month >= 1 && month <= 12)) || return 0
+  days_in_month "$year" "$month"
+  ((day >= 1 && day <= MONTH_DAYS)) || return 0
+  ((hour <= 23 && minute <= 59 && second <= 59 && offset_h <= 23 && offset_m <= 59)) || return 0
+  local offset=$((offset_h * 3600 + offset_m * 60))
+  [[ "$sign" == "-" ]] && offset=$((-offset))
+  days_from_civil "$year" "$month" "$day"
+  local epoch=$((DAYS * 86400 + hour * 3600 + minute * 60 + second - offset))
+  if ((epoch < EARLIEST_S)); then
+    TIME_PROBLEM=early
+  elif ((epoch - STARTED_S > MAX_AHEAD_S)); then
+    TIME_PROBLEM=future
+  else
+    TIME_PROBLEM=""
+  fi
+}
+
+# check_time VALUE LABEL [WHERE]: exit 2 unless the gateway would take VALUE as an event time.
+check_time() {
+  local where="${3:-}"
+  time_problem "$1"
+  case "$TIME_PROBLEM" in
+    invalid) usage_error "${where}invalid $2 '$1': $TIME_HINT" ;;
+    early) usage_error "${where}$2 '$1' is before 2000-01-01; send the real event time" ;;
+    future) usage_error "${where}$2 '$1' is more than 15 minutes in the future" ;;
+  esac
+}
+
+# trim TEXT: sets TRIMMED to TEXT without leading and trailing ASCII whitespace.
+trim() {
+  TRIMMED="$1"
+  TRIMMED="${TRIMMED#"${TRIMMED%%[!"$SPACE_CHARS"]*}"}"
+  TRIMMED="${TRIMMED%"${TRIMMED##*[!"$SPACE_CHARS"]}"}"
+}
+
+# check_name VALUE LABEL: environment, team and service names: trimmed (into TRIMMED), 1-100
+# characters (code points: UTF-8 continuation bytes are not counted), no control characters.
+check_name() {
+  local LC_ALL=C chars
+  trim "$1"
+  chars="${TRIMMED//[$'\x80'-$'\xbf']/}"
+  if [[ -z "$TRIMMED" ]] || ((${#chars} > MAX_NAME_CHARS)) || [[ "$TRIMMED" == *[$'\x01'-$'\x1f'$'\x7f']* ]]; then
+    usage_error "invalid $2 '$1': use 1-100 characters without control characters"
+  fi
+}
+
+check_id() {
+  if [[ ! "$1" =~ $ID_RE ]]; then
+    usage_error "invalid $2 '$1': use 1-128 letters, digits, '.', '_', ':', '-' starting with a letter or digit"
+  fi
+}
+
+# read_commits SOURCE: '<sha>' or '<sha> <time>' per line (git log --format='%H %cI', git rev-list),
+# blank lines skipped; sets COMMITS_JSON (a JSON array) and COMMIT_COUNT.
+read_commits() {
+  local source="$1" path="$1" line sha rest number=0
+  [[ "$source" == "-" ]] && path=/dev/stdin
+  if [[ -d "$path" || ! -r "$path" ]]; then
+    usage_error "--commits: cannot read '${source}'"
+  fi
+  COMMITS_JSON="" COMMIT_COUNT=0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    number=$((number + 1))
+    trim "$line"
+    line="$TRIMMED"
+    [[ -z "$line" ]] && continue
+    sha="${line%%[ $'\t']*}"
+    if [[ ! "$sha" =~ $SHA_RE ]]; then
+      usage_error "--commits line ${number}: invalid sha '${sha}': must be 7-64 hex digits"
+    fi
+    rest="${line#"$sha"}"
+    rest="${rest#"${rest%%[! $'\t']*}"}"
+    # Both values matched SHA_RE / TIME_RE, which admit nothing JSON must escape: no subshell per line.
+    COMMITS_JSON+="${COMMITS_JSON:+,}{\"sha\":\"${sha}\""
+    if [[ -n "$rest" ]]; then
+      check_time "$rest" "time" "--commits line ${number}: "
+      COMMITS_JSON+=",\"time\":\"${rest}\""
+    fi
+    COMMITS_JSON+="}"
+    COMMIT_COUNT=$((COMMIT_COUNT + 1))
+  done <"$path"
+  if ((COMMIT_COUNT > MAX_COMMITS)); then
+    usage_error "--commits lists ${COMMIT_COUNT} commits; at most ${MAX_COMMITS} are allowed (e.g. git rev-list --max-count=2048)"
+  fi
+  COMMITS_JSON="[${COMMITS_JSON}]"
+}
+
+# started_now: the moment the script started, STARTED_S (Unix seconds) and STARTED_ISO
+# ('2026-01-01T12:00:00.123Z', the event's time unless --time says otherwise).
+started_now() {
+  local TZ=UTC0 stamp ms="000"
+  if [[ -n "${EPOCHREALTIME:-}" ]]; then
+    local t="${EPOCHREALTIME/[,.]/}"
+    STARTED_S=$((10#$t / 1000000))
+    printf -v ms '%03d' "$((10#$t / 1000 % 1000))"
+  else
+    STARTED_S="$(date +%s)"
+  fi
+  if ! printf -v stamp '%(%Y-%m-%dT%H:%M:%S)T' "$STARTED_S" 2>/dev/null; then
+    stamp="$(date -u +%Y-%m-%dT%H:%M:%S)" # bash before 4.2
+  fi
+  STARTED_ISO="${stamp}.${ms}Z"
 }
 
 # json_string TEXT: TEXT as a JSON string literal (quotes, backslashes and control characters escaped).
@@ -270,9 +454,10 @@ main() {
     exit "$EXIT_OK"
   fi
 
+  started_now
+
   # The seed's interface, parsed with argparse's rules and messages (see the Python script).
-  local -a positionals=() unrecognized=()
-  local metadata="" sha="" time="" has_metadata=0 has_sha=0 has_time=0
+  local -a positionals=() unrecognized=() values=() given=()
   local only_positionals=0 arg name value
   while (($# > 0)); do
     arg="$1"
@@ -284,24 +469,21 @@ main() {
     else
       name="$arg"
       if [[ "$arg" == --*=* ]]; then name="${arg%%=*}"; fi
-      case "$name" in
-        --metadata | --sha | --time)
-          if [[ "$arg" == --*=* ]]; then
-            value="${arg#*=}"
-          elif (($# > 0)) && ! looks_like_option "$1"; then
-            value="$1"
-            shift
-          else
-            usage_error "argument ${name}: expected one argument" show_usage
-          fi
-          case "$name" in
-            --metadata) metadata="$value" has_metadata=1 ;;
-            --sha) sha="$value" has_sha=1 ;;
-            --time) time="$value" has_time=1 ;;
-          esac
-          ;;
-        *) unrecognized+=("$arg") ;;
-      esac
+      option_index "${name#--}"
+      if [[ "$name" != --* ]] || ((OPTION_INDEX < 0)); then
+        unrecognized+=("$arg")
+        continue
+      fi
+      if [[ "$arg" == --*=* ]]; then
+        value="${arg#*=}"
+      elif (($# > 0)) && ! looks_like_option "$1"; then
+        value="$1"
+        shift
+      else
+        usage_error "argument ${name}: expected one argument" show_usage
+      fi
+      values[OPTION_INDEX]="$value"
+      given[OPTION_INDEX]=1
     fi
   done
   if ((${#positionals[@]} == 0)); then
@@ -323,18 +505,60 @@ main() {
     [[ "$event" == calc_* ]] && internal=" (calc_* events are computed by the aggregator)"
     usage_error "invalid event '${event}'${internal}: must be one of ${EVENTS// /, }"
   fi
-  if ((has_sha)) && [[ ! "$sha" =~ $SHA_RE ]]; then
-    usage_error "invalid --sha '${sha}': must be 7-64 hex digits"
-  fi
-  if ((has_time)) && [[ ! "$time" =~ $TIME_RE ]]; then
-    usage_error "invalid --time '${time}': use ISO-8601 (2026-01-01T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS'"
-  fi
-  if ((has_metadata)); then
-    local size
-    size="$(byte_length "$metadata")"
-    if ((size > MAX_METADATA_BYTES)); then
-      usage_error "--metadata is ${size} bytes; at most ${MAX_METADATA_BYTES} bytes are allowed"
+  local i allowed field fields="" time="$STARTED_ISO" has_incident_id=0 size
+  for i in "${!VALUE_OPTIONS[@]}"; do
+    [[ "${given[i]:-0}" == 1 ]] || continue
+    name="${VALUE_OPTIONS[i]}"
+    value="${values[i]}"
+    allowed="$(option_events "$name")"
+    if [[ -n "$allowed" && " $allowed " != *" $event "* ]]; then
+      usage_error "--${name} only applies to ${allowed// /, } events"
     fi
+    field="${name//-/_}"
+    case "$name" in
+      sha)
+        [[ "$value" =~ $SHA_RE ]] || usage_error "invalid --sha '${value}': must be 7-64 hex digits"
+        ;;
+      time)
+        check_time "$value" "--time"
+        time="$value"
+        continue
+        ;;
+      metadata)
+        size="$(byte_length "$value")"
+        if ((size > MAX_METADATA_BYTES)); then
+          usage_error "--metadata is ${size} bytes; at most ${MAX_METADATA_BYTES} bytes are allowed"
+        fi
+        ;;
+      environment | team | service)
+        check_name "$value" "--${name}"
+        value="$TRIMMED"
+        ;;
+      outcome)
+        [[ "$value" == "success" || "$value" == "failure" ]] ||
+          usage_error "invalid --outcome '${value}': must be success or failure"
+        if [[ "$value" == "success" && "$event" == "deploy_failed" ]]; then
+          usage_error "--outcome success contradicts deploy_failed; report a deploy instead"
+        fi
+        ;;
+      remediation)
+        [[ "$value" == "hotfix" || "$value" == "rollback" ]] ||
+          usage_error "invalid --remediation '${value}': must be hotfix or rollback"
+        ;;
+      deployment-id | incident-id)
+        check_id "$value" "--${name}"
+        [[ "$name" == "incident-id" ]] && has_incident_id=1
+        ;;
+      commits)
+        read_commits "$value"
+        ((COMMIT_COUNT > 0)) && fields+=",\"commits\":${COMMITS_JSON}"
+        continue
+        ;;
+    esac
+    fields+=",\"${field}\":$(json_string "$value")"
+  done
+  if [[ " $INCIDENT_EVENTS " == *" $event "* ]] && ((has_incident_id == 0)); then
+    usage_error "${event} needs --incident-id (it pairs incident_opened with incident_resolved)"
   fi
 
   # The environment: gateway URL, token and the total time budget in milliseconds.
@@ -363,13 +587,11 @@ main() {
   fi
   ((timeout_ms < 1)) && timeout_ms=1
 
+  # Built once: every attempt sends these very bytes (the time too, so a retry is identical).
   local event_id body
   event_id="$(new_uuid)"
   body="{\"repo\":$(json_string "$repo"),\"event\":$(json_string "$event"),\"event_id\":$(json_string "$event_id"),\"source\":$(json_string "$SOURCE")"
-  ((has_metadata)) && body+=",\"metadata\":$(json_string "$metadata")"
-  ((has_sha)) && body+=",\"sha\":$(json_string "$sha")"
-  ((has_time)) && body+=",\"time\":$(json_string "$time")"
-  body+="}"
+  body+=",\"time\":$(json_string "$time")${fields}}"
 
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/report_devops_event.XXXXXX")"
   trap 'rm -rf "$WORK"' EXIT

@@ -160,11 +160,23 @@ class Settings(BaseSettings):
     )
     github_deploy_environment_pattern: str | None = Field(
         default=None,
-        description="Regex (re.search) on a deployment's environment; unset counts deployment statuses of "
-        "every environment, e.g. '^production$' leaves out staging and preview deployments.",
+        description="No longer used (a warning at start says so): the webhook route forwards deployments "
+        "of every environment, and the metrics decide which environments are production.",
+    )
+    github_incident_label: str = Field(
+        default="incident",
+        min_length=1,
+        max_length=50,
+        description="Issue label (case-insensitive) that makes an issue an incident, as in fourkeys.",
     )
     github_webhook_max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Larger webhook deliveries get a 413."
+    )
+    github_webhook_unverified_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of webhook bodies the gateway holds at once before their signature is checked; "
+        "a delivery that would exceed it gets a 503 with Retry-After (bounds unauthenticated memory).",
     )
     github_delivery_cache_size: int = Field(
         default=10_000, ge=0, description="Recent X-GitHub-Delivery ids remembered to answer duplicates."

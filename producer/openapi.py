@@ -31,12 +31,12 @@ def _github_webhook(components: dict[str, Any], error: dict[str, Any]) -> dict[s
     answer = _schema(WebhookResponse, components)
     headers = [
         ("X-Hub-Signature-256", True, "sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>"),
-        ("X-GitHub-Event", True, "push, deployment_status, workflow_run, ping; others are ignored"),
-        ("X-GitHub-Delivery", True, "Delivery GUID; the events' ids derive from it (redeliveries dedupe)"),
+        ("X-GitHub-Event", True, "push, deployment_status, workflow_run, issues, ping; others are ignored"),
+        ("X-GitHub-Delivery", True, "Delivery GUID (logged; event ids derive from the payload, not from it)"),
     ]
     return {
         "post": {
-            "summary": "GitHub webhook deliveries (push, deployment_status, workflow_run, ping)",
+            "summary": "GitHub webhook deliveries (push, deployment_status, workflow_run, issues, ping)",
             "description": "Authenticated by GitHub's HMAC signature instead of the bearer token. "
             "See docs/github-webhooks.md for the mapping to DevOps events.",
             "security": [{"githubSignature": []}],
@@ -72,8 +72,16 @@ def _github_webhook(components: dict[str, Any], error: dict[str, Any]) -> dict[s
                 "401": _json(error, "Missing or wrong X-Hub-Signature-256 (SHA-1 alone is refused)."),
                 "413": _json(error, "Delivery larger than GITHUB_WEBHOOK_MAX_BODY_BYTES."),
                 "415": _json(error, "Content type is neither application/json nor form-encoded."),
-                "422": _json(error, "A field the mapping needs is missing or invalid; detail names it."),
-                "503": _json(error, "No webhook secret configured, or Kinesis did not accept the events."),
+                "422": _json(
+                    error,
+                    "A field the mapping needs is missing or invalid, or a time is out of range; "
+                    "detail names the field.",
+                ),
+                "503": _json(
+                    error,
+                    "No webhook secret configured, Kinesis did not accept the events, or too many unverified "
+                    "deliveries are being received at once (Retry-After).",
+                ),
             },
         }
     }

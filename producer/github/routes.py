@@ -22,14 +22,29 @@ from devops_core.events import DevOpsEvent, describe_validation_error
 from producer.batcher import KinesisUnavailable, PutResult
 from producer.errors import ApiError
 from producer.github.dedupe import DeliveryCache
+from producer.github.intake import UnverifiedBytes, read_signed_body
 from producer.github.models import WebhookResponse
-from producer.github.parsers import Delivery, Ignored, MappingConfig, describe_ping, parse_delivery
+from producer.github.parsers import (
+    Delivery,
+    Ignored,
+    MappingConfig,
+    PayloadError,
+    describe_ping,
+    parse_delivery,
+)
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
-from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
+from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, Verifier
 from producer.limits import body_deadline
 from producer.state import BATCHER, SECRET_READS, SETTINGS
 
-__all__ = ["DELIVERIES", "WEBHOOK_PATH", "WEBHOOK_SECRETS", "github_webhook", "setup_github_webhooks"]
+__all__ = [
+    "DELIVERIES",
+    "UNVERIFIED_BYTES",
+    "WEBHOOK_PATH",
+    "WEBHOOK_SECRETS",
+    "github_webhook",
+    "setup_github_webhooks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,26 +52,15 @@ WEBHOOK_PATH = "/webhooks/github"
 WEBHOOK_SECRETS = web.AppKey("github_webhook_secrets", WebhookSecretStore)
 DELIVERIES = web.AppKey("github_deliveries", DeliveryCache)
 MAPPING = web.AppKey("github_mapping", MappingConfig)
+UNVERIFIED_BYTES = web.AppKey("github_unverified_bytes", UnverifiedBytes)
 
+# Checked before the body is read, so every value logged afterwards is bounded and printable.
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-_EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
+_EVENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # digits too: projects_v2_item
 _RETRY_AFTER = {"Retry-After": "5"}
-_CHUNK = 64 * 1024
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body (the HMAC covers these exact bytes), with this route's own size limit."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"delivery is {request.content_length} bytes; the limit is {limit}")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, f"delivery is larger than {limit} bytes")
-    return bytes(body)
-
-
-def _check_signature(request: web.Request, body: bytes, store: WebhookSecretStore) -> None:
+def _signature_header(request: web.Request) -> str:
     header = request.headers.get(SIGNATURE_HEADER)
     if header is None:
         if LEGACY_SIGNATURE_HEADER in request.headers:
@@ -66,12 +70,7 @@ def _check_signature(request: web.Request, body: bytes, store: WebhookSecretStor
                 f"({SIGNATURE_HEADER}) is required",
             )
         raise ApiError(401, f"missing {SIGNATURE_HEADER}; set a secret in the webhook's settings")
-    if not verify(body, header, store.secrets):
-        logger.warning(
-            "github webhook signature mismatch",
-            extra={"delivery": request.headers.get("X-GitHub-Delivery"), "remote": request.remote},
-        )
-        raise ApiError(401, f"{SIGNATURE_HEADER} does not match the body signed with the webhook secret")
+    return header
 
 
 def _delivery(request: web.Request) -> Delivery:
@@ -134,11 +133,23 @@ async def github_webhook(request: web.Request) -> web.Response:
         if store.last_error:
             detail += f" ({store.last_error})"
         raise ApiError(503, detail, error="not_configured", headers=_RETRY_AFTER)
-    async with body_deadline(app[SETTINGS].body_read_timeout_seconds):
-        body = await _read_body(request, app[SETTINGS].github_webhook_max_body_bytes)
-    _check_signature(request, body, store)
+    # Everything that needs no body is checked before a byte of it is read (and held).
+    header = _signature_header(request)
     delivery = _delivery(request)
     log = {"delivery": delivery.id, "github_event": delivery.event}
+    settings = app[SETTINGS]
+    with app[UNVERIFIED_BYTES].hold() as hold:
+        async with body_deadline(settings.body_read_timeout_seconds):
+            signed = await read_signed_body(
+                request,
+                limit=settings.github_webhook_max_body_bytes,
+                verifier=Verifier(store.secrets),
+                hold=hold,
+            )
+        if not signed.matches(header):
+            logger.warning("github webhook signature mismatch", extra={**log, "remote": request.remote})
+            raise ApiError(401, f"{SIGNATURE_HEADER} does not match the body signed with the webhook secret")
+    body = signed.join()
 
     if delivery.event == "ping":
         reason = describe_ping(_decode(request, body))
@@ -159,6 +170,8 @@ async def github_webhook(request: web.Request) -> web.Response:
         outcome = parse_delivery(payload, delivery, app[MAPPING])
     except ValidationError as exc:
         raise ApiError(422, describe_validation_error(exc)) from None
+    except PayloadError as exc:
+        raise ApiError(422, exc.details) from None
     if isinstance(outcome, Ignored):
         logger.info("github delivery ignored", extra={**log, "reason": outcome.reason})
         return _answer(WebhookResponse(status="ignored", reason=outcome.reason, delivery=delivery.id), 202)
@@ -211,9 +224,23 @@ async def _secret_store(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_github_webhooks(app: web.Application) -> None:
-    """Add the route, its secret store (a cleanup_ctx) and its redelivery cache to the gateway."""
+    """Add the route, its secret store (a cleanup_ctx), its redelivery cache and its budget of
+    unverified bytes to the gateway."""
     settings = app[SETTINGS]
+    if settings.github_deploy_environment_pattern is not None:
+        logger.warning(
+            "GITHUB_DEPLOY_ENVIRONMENT_PATTERN is no longer used and has no effect: deployments of every "
+            "environment are forwarded, and the metrics decide which environments are production "
+            "(docs/github-webhooks.md)"
+        )
+    if settings.github_webhook_unverified_bytes < settings.github_webhook_max_body_bytes:
+        raise ValueError(
+            f"GITHUB_WEBHOOK_UNVERIFIED_BYTES ({settings.github_webhook_unverified_bytes}) must be at least "
+            f"GITHUB_WEBHOOK_MAX_BODY_BYTES ({settings.github_webhook_max_body_bytes}), or the largest "
+            "deliveries could never be received"
+        )
     app[MAPPING] = MappingConfig.from_settings(settings)
     app[DELIVERIES] = DeliveryCache(settings.github_delivery_cache_size)
+    app[UNVERIFIED_BYTES] = UnverifiedBytes(settings.github_webhook_unverified_bytes)
     app.cleanup_ctx.append(_secret_store)
     app.router.add_post(WEBHOOK_PATH, github_webhook)

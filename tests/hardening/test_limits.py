@@ -60,7 +60,9 @@ async def test_slow_body_gets_408_json_and_the_connection_is_closed(
     auth = bearer(stack.token)["Authorization"]
     writer.write(
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
-        + f"Authorization: {auth}\r\nContent-Length: 1000\r\n\r\n".encode()
+        + f"Authorization: {auth}\r\nContent-Length: 1000\r\n".encode()
+        # what /webhooks/github checks before it reads a body (the others ignore these headers)
+        + b"X-GitHub-Event: push\r\nX-GitHub-Delivery: slow-1\r\nX-Hub-Signature-256: sha256=00\r\n\r\n"
     )
     started = time.monotonic()
 

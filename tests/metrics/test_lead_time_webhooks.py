@@ -46,6 +46,10 @@ def push(commits: list[tuple[str, datetime]]) -> dict[str, Any]:
     ]
     payload["head_commit"] = payload["commits"][-1]
     payload["after"] = commits[-1][0]
+    # One push event per push (producer.github.parsers.parse_push): its time is repository.pushed_at,
+    # and (ref, before, after) identify it, so each push here starts from its own `before`.
+    payload["repository"]["pushed_at"] = int(commits[-1][1].timestamp())
+    payload["before"] = uuid.uuid4().hex + "0" * 8
     return payload
 
 
@@ -53,6 +57,8 @@ def deployment_status(sha: str, at: datetime, state: str = "success") -> dict[st
     payload = load("deployment_status.json")
     payload["deployment"]["sha"] = sha
     payload["deployment_status"].update({"state": state, "created_at": stamp(at), "updated_at": stamp(at)})
+    # The event id is the status id (producer.github.parsers): each deployment status has its own.
+    payload["deployment_status"]["id"] = uuid.uuid4().int % 10**12
     return payload
 
 
@@ -89,7 +95,8 @@ async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_ag
     aggregator = LocalAggregator(stack.settings, poll_interval=0.2)
     await asyncio.to_thread(aggregator.start)
     try:
-        # Pair 1: sha_b pushed 90 min ago (head of a two-commit push) and deployed 30 min ago -> 1 h.
+        # Pair 1: one push of sha_a (committed 2 h ago) and sha_b (90 min ago, the head), deployed 30 min
+        # ago: every commit of the push is credited (as fourkeys does) -> 1.5 h and 1 h.
         await deliver(webhook_gateway, "push", push([(sha_a, now - 2 * hour), (sha_b, now - 1.5 * hour)]))
         # Pair 2: sha_c pushed 5 h ago, pushed again (later) 2 h ago, deployed 1 h ago -> 4 h (earliest push).
         await deliver(webhook_gateway, "push", push([(sha_c, now - 5 * hour)]))
@@ -107,10 +114,10 @@ async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_ag
             while True:
                 result = await asyncio.to_thread(read_model.metrics, Scope.repo(REPO), 30)
                 lead = result.values["calc_lead_time"]
-                if result.values["calc_deployment_freq"]["count"] >= 3 and lead["samples"] >= 2:
+                if result.values["calc_deployment_freq"]["count"] >= 3 and lead["samples"] >= 3:
                     break
                 await asyncio.sleep(0.3)
-        assert (lead["samples"], lead["median_s"], lead["p90_s"]) == (2, 9000.0, 14400.0)
+        assert (lead["samples"], lead["median_s"], lead["p90_s"]) == (3, 5400.0, 14400.0)
         assert result.values["calc_deployment_freq"]["count"] == 3
 
         async with asyncio.timeout(30):
@@ -121,11 +128,11 @@ async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_ag
                     for e in events
                     if e.event == EventType.CALC_LEAD_TIME and e.repo == REPO
                 ]
-                if any(m["samples"] == 2 for m in lead):
+                if any(m["samples"] == 3 for m in lead):
                     break
                 await asyncio.sleep(0.3)
-        final = next(m for m in lead if m["samples"] == 2)
-        assert (final["median_s"], final["p90_s"], final["level"]) == (9000.0, 14400.0, "elite")
+        final = next(m for m in lead if m["samples"] == 3)
+        assert (final["median_s"], final["p90_s"], final["level"]) == (5400.0, 14400.0, "elite")
 
         response = await webhook_gateway.get(
             f"/metrics/{REPO}", headers={"Authorization": f"Bearer {stack.token}"}
@@ -133,8 +140,8 @@ async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_ag
         body = await response.json()
         assert response.status == 200
         assert {k: body["lead_time"][k] for k in ("samples", "median_s", "p90_s", "level")} == {
-            "samples": 2,
-            "median_s": 9000.0,
+            "samples": 3,
+            "median_s": 5400.0,
             "p90_s": 14400.0,
             "level": "elite",
         }
