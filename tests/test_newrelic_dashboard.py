@@ -24,6 +24,7 @@ REQUIRED_METRIC_WIDGETS = {
     "calc_lead_time",
     "calc_change_failure_rate",
     "calc_recovery_time",
+    "calc_rework_rate",
 }
 
 
@@ -97,6 +98,18 @@ def test_every_dora_metric_is_shown_per_repo() -> None:
     # The consumer delivers to New Relic at least once (a crash between POST and checkpoint resends):
     # counting distinct event_ids keeps a resent batch from inflating the counts.
     assert all("uniqueCount(event_id)" in query and "count(*)" not in query for query in event_counts)
+
+
+def test_metadata_keys_are_exactly_what_the_aggregator_writes() -> None:
+    from datetime import date
+
+    from devops_core.dora import DayFacts, Window, summarize
+
+    window = Window(30, date(2026, 11, 27))
+    values = summarize({window.last_day: DayFacts(deploys=1)}, window, open_failures=0)
+    assert {metric: sorted(keys) for metric, keys in values.items()} == {
+        metric: sorted(keys) for metric, keys in ATTRIBUTES["metadata_keys"].items()
+    }
 
 
 def test_identifier_check_catches_unknown_attributes() -> None:
