@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 class LocalAggregator:
     """The in-process aggregator: a LocalKclDriver over the stream plus the periodic emitter."""
 
-    def __init__(self, settings: Settings, *, poll_interval: float = 0.5) -> None:
+    def __init__(self, settings: Settings, *, poll_interval: float = 0.2) -> None:
         self._settings = settings
         self._stopping = threading.Event()
         self.driver = LocalKclDriver(

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -74,6 +75,8 @@ class Aggregator:
         self._config: DoraConfig = read_model.config
         self._window_days = window_days
         self._clock = clock
+        # Per-repo derivations and per-scope emits of a batch run side by side (I/O bound).
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="aggregator")
 
     def handle(self, events: Sequence[DevOpsEvent]) -> HandleOutcome:
         """Log the batch (first write wins), re-derive the facts of the repos it touched, emit."""
@@ -101,8 +104,14 @@ class Aggregator:
         for event in [*appended.new, *appended.duplicates]:
             touched[event.repo].append(event)
         triggers: dict[str, DevOpsEvent] = {}
-        for repo, repo_events in sorted(touched.items()):
-            days, changed = self.recompute(repo, self._first_affected_day(repo_events))
+        # Repos are independent (pairing never crosses them): re-derived side by side.
+        derived = list(
+            self._pool.map(
+                lambda item: self.recompute(item[0], self._first_affected_day(item[1])),
+                sorted(touched.items()),
+            )
+        )
+        for (repo, repo_events), (days, changed) in zip(sorted(touched.items()), derived, strict=True):
             outcome.recomputed_days += days
             outcome.changed_days += changed
             # A duplicate may be the redelivery of a batch whose emit never happened: emit again
@@ -113,13 +122,13 @@ class Aggregator:
             cause_of_all = max(triggers.values(), key=lambda e: (e.received_at, e.event_id))
             scopes = [(repo, cause) for repo, cause in sorted(triggers.items())] + [(REPO_ALL, cause_of_all)]
             repos = self.store.repos()
-            metric_events = [
-                event
-                for scope, cause in scopes
-                for event in self.metric_events(
-                    scope, cause=f"event:{cause.event_id}", at=cause.received_at, repos=repos
-                )
-            ]
+            per_scope = self._pool.map(
+                lambda item: self.metric_events(
+                    item[0], cause=f"event:{item[1].event_id}", at=item[1].received_at, repos=repos
+                ),
+                scopes,
+            )
+            metric_events = [event for events_of_scope in per_scope for event in events_of_scope]
             self._emitter.emit(metric_events)
             outcome.emitted = len(metric_events)
             outcome.emitted_scopes = [scope for scope, _ in scopes]
@@ -196,7 +205,7 @@ class Aggregator:
         self, scope: str, *, cause: str, at: datetime, repos: Mapping[str, RepoInfo] | None = None
     ) -> list[DevOpsEvent]:
         """The calc_* events of ``scope`` (a repo or ALL), from the stored facts as they are now."""
-        result = self.read_model.metrics(Scope.repo(scope), self._window_days, repos=repos)
+        result = self.read_model.metrics(Scope.repo(scope), self._window_days, repos=repos, previous=False)
         now = self._clock()
         return [
             DevOpsEvent(

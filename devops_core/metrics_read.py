@@ -43,7 +43,7 @@ class ScopeMetrics:
     scope: Scope
     window: Window
     values: dict[str, dict[str, Any]]  # summarize(): calc_* name -> metric
-    previous: dict[str, dict[str, Any]]  # the same for the window before (trends)
+    previous: dict[str, dict[str, Any]] | None  # the same for the window before (trends), if asked
     daily: list[dict[str, Any]]
 
 
@@ -142,19 +142,21 @@ class ReadModel:
         *,
         repos: Mapping[str, RepoInfo] | None = None,
         environment: str | None = None,
+        previous: bool = True,
     ) -> ScopeMetrics:
         """The scope's metrics over the ``days`` ending today, counting production (None) or one
-        named environment, with the previous window's for trends and a daily series."""
+        named environment, with a daily series and (``previous``) the window before, for trends."""
         now = self._clock()
         window = Window.ending_at(now, days)
         before = window.previous()
         known = repos if repos is not None else self.store.repos()
-        facts = self.facts(scope, before.first_day, window.last_day, known, environment)
+        first = before.first_day if previous else window.first_day
+        facts = self.facts(scope, first, window.last_day, known, environment)
         return ScopeMetrics(
             scope=scope,
             window=window,
             values=summarize(facts, window, open_failures=self.open_now(scope, known, now, environment)),
-            previous=summarize(facts, before),
+            previous=summarize(facts, before) if previous else None,
             daily=daily_series(facts, window),
         )
 

@@ -30,6 +30,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -138,6 +139,9 @@ class MetricsStore:
     def __init__(self, client: Any, table: str) -> None:
         self._db = client
         self.table = table
+        # BatchGetItem chunks (100 keys each) are independent: fetched side by side. Leaf tasks only
+        # (they never wait on this pool), so callers on other pools may use it without deadlock.
+        self._chunks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="batch-get")
 
     # -- low level -------------------------------------------------------------------------------
     def query(
@@ -168,27 +172,35 @@ class MetricsStore:
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def batch_get(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        found: dict[tuple[str, str], dict[str, Any]] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), MAX_BATCH_GET):
-            chunk = unique[start : start + MAX_BATCH_GET]
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in chunk],
-                    "ConsistentRead": True,
-                }
+        chunks = [unique[start : start + MAX_BATCH_GET] for start in range(0, len(unique), MAX_BATCH_GET)]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        results = (
+            [self._get_chunk(chunks[0])] if len(chunks) == 1 else self._chunks.map(self._get_chunk, chunks)
+        )
+        for items in results:
+            found.update(items)
+        return found
+
+    def _get_chunk(self, chunk: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        request: dict[str, Any] = {
+            self.table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in chunk],
+                "ConsistentRead": True,
             }
-            failures = 0
-            while request:
-                response = self._db.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    found[(item["pk"]["S"], item["sk"]["S"])] = item
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    failures += 1
-                    if failures > 10:  # the caller's batch is retried by the processor core
-                        raise RuntimeError("BatchGetItem kept returning unprocessed keys")
-                    time.sleep(_UNPROCESSED.delay(failures))
+        }
+        failures = 0
+        while request:
+            response = self._db.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self.table, []):
+                found[(item["pk"]["S"], item["sk"]["S"])] = item
+            request = response.get("UnprocessedKeys") or {}
+            if request:
+                failures += 1
+                if failures > 10:  # the caller's batch is retried by the processor core
+                    raise RuntimeError("BatchGetItem kept returning unprocessed keys")
+                time.sleep(_UNPROCESSED.delay(failures))
         return found
 
     # -- the read model ----------------------------------------------------------------------------

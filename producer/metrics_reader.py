@@ -57,7 +57,8 @@ def to_model(result: ScopeMetrics, environment: str | None = None) -> RepoMetric
     }
     for name, (event, headline, more_is_better) in _HEADLINES.items():
         values = {k: v for k, v in result.values[event].items() if k not in ("window_days", "window_start")}
-        values["trend"] = _trend(values.get(headline), result.previous[event].get(headline), more_is_better)
+        before = result.previous[event].get(headline) if result.previous else None
+        values["trend"] = _trend(values.get(headline), before, more_is_better)
         body[name] = values
     return RepoMetrics.model_validate(body)
 
