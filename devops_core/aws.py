@@ -109,7 +109,7 @@ def _thread_session() -> boto3.session.Session:
 
 def boto_client(service: str, *, config: Config | None = None) -> Any:
     """A boto3 client (clients are thread-safe once created)."""
-    return _thread_session().client(service, **_client_kwargs(service, config))  # type: ignore[call-overload]
+    return _thread_session().client(service, **_client_kwargs(service, config))
 
 
 def aio_client(

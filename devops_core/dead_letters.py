@@ -42,6 +42,7 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def for_data(cls, data: bytes, **fields: Any) -> DeadLetter:
+        encoding: Literal["utf-8", "base64"]
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:

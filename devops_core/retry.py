@@ -29,7 +29,7 @@ class Backoff:
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         exponent = min(max(failures, 1) - 1, 30)
-        delay = min(self.cap, self.base * 2**exponent) * random.uniform(self.jitter, 1.0)
+        delay = min(self.cap, self.base * 2.0**exponent) * random.uniform(self.jitter, 1.0)
         if retry_after is not None:  # the server knows better, within reason
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay

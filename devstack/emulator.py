@@ -95,7 +95,7 @@ def _item_level_transaction_rollback() -> None:
         def deepcopy(value: Any, memo: Any = None) -> Any:
             return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
-    models.copy = _TablesAreNotCopied  # type: ignore[attr-defined]  # this module's name only
+    models.copy = _TablesAreNotCopied  # type: ignore[assignment,attr-defined]  # this module only
     original = models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -204,7 +204,7 @@ async def serve(host: str, port: int, shutdown: asyncio.Event) -> None:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 256
-    await hypercorn_serve(_moto_app(), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+    await hypercorn_serve(_moto_app(), config, shutdown_trigger=shutdown.wait)
 
 
 class Emulator:

@@ -124,7 +124,7 @@ class MetricsReader:
         return MetricsOverview(
             generated_at=self._clock(),
             window_days=days,
-            scope=head.kind,  # type: ignore[arg-type]
+            scope=head.kind,
             name=head.name,
             environment=environment or PRODUCTION,
             repos=[metrics for metrics in found if metrics is not None],
