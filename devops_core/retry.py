@@ -10,11 +10,10 @@ what botocore cannot see: partial failures inside a successful call and outages 
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Backoff", "retry_until_done"]
+__all__ = ["Backoff"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +38,3 @@ class Backoff:
         while True:
             failures += 1
             yield self.delay(failures)
-
-
-def retry_until_done(
-    attempt: Callable[[], bool],
-    *,
-    backoff: Backoff,
-    attempts: int,
-    sleep: Callable[[float], None] = time.sleep,
-) -> bool:
-    """Call ``attempt`` until it returns True (done), at most ``attempts`` times, sleeping the policy's
-    delay between calls. Returns whether it got done; the caller decides what giving up means."""
-    delays = backoff.delays()
-    for number in range(attempts):
-        if attempt():
-            return True
-        if number + 1 < attempts:
-            sleep(next(delays))
-    return False
