@@ -311,7 +311,7 @@ def test_no_wildcard_resource_where_an_arn_exists(synth: Synthesized) -> None:
 def test_alarms(synth: Synthesized) -> None:
     synth.template.resource_count_is("AWS::CloudWatch::Alarm", 5)
     for app in ("devops-metrics-consumer-test", "devops-metrics-aggregator-test"):
-        query = f"SELECT MAX(MillisBehindLatest) FROM \"{app}\" WHERE Operation = 'ProcessTask'"  # noqa: S608
+        query = f"SELECT MAX(MillisBehindLatest) FROM \"{app}\" WHERE Operation = 'ProcessTask'"
         synth.template.has_resource_properties(
             "AWS::CloudWatch::Alarm",
             {
