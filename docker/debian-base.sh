@@ -32,9 +32,14 @@ if [ ! -s "$tarball" ] || [ -n "$(find "$tarball" -mtime +"$max_age_days" 2>/dev
     url="$(mirror)"
     echo "debootstrap ${suite} (minbase) from ${url}" >&2
     debootstrap --variant=minbase "$suite" "$root" "$url" >&2
-    # The image's apt uses the same mirror, plus security updates when the mirror is deb-style.
+    # The image's apt uses the same mirrors: the distribution, its updates and its security updates.
     printf 'deb %s %s main\ndeb %s %s-updates main\n' "$url" "$suite" "$url" "$suite" \
         > "$root/etc/apt/sources.list"
+    security="$(grep -hsE '^URIs:.*-security' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+        | awk '{print $2}' | head -n 1 || true)"
+    if [ -n "$security" ]; then
+        printf 'deb %s %s-security main\n' "$security" "$suite" >> "$root/etc/apt/sources.list"
+    fi
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar -C "$root" --numeric-owner -cf "${tarball}.tmp" .
     mv "${tarball}.tmp" "$tarball"
