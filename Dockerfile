@@ -12,11 +12,12 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# (minimal Debian images drop /usr/share/man, where the JDK's postinst registers its man pages)
+# (minimal Debian images drop /usr/share/man, where the JDK's postinst registers its man pages;
+# binutils: jlink --strip-debug runs objcopy)
 RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-venv ca-certificates ca-certificates-java openjdk-17-jdk-headless openjdk-17-jmods \
+        python3 python3-venv ca-certificates ca-certificates-java openjdk-17-jdk-headless binutils \
     && rm -rf /var/lib/apt/lists/*
 
 # The modules the KCL 3.x jars use (jdeps --print-module-deps over kclpy-ext's jars), plus TLS's
@@ -33,7 +34,11 @@ ENV PATH="/opt/venv/bin:$PATH"
 WORKDIR /src
 # Exact versions with hashes (requirements/runtime.txt, `make lock`): no resolution at build time.
 COPY requirements/runtime.txt ./requirements/runtime.txt
-RUN pip install --require-hashes --no-deps -r requirements/runtime.txt
+# A build behind a TLS-intercepting proxy passes its CA bundle as the build secret pip_cert
+# (`make image-test` does, from PIP_CERT); without it pip uses its own CA bundle.
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --require-hashes --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY devops_core ./devops_core
 COPY producer ./producer
@@ -41,7 +46,9 @@ COPY consumer ./consumer
 COPY aggregator ./aggregator
 COPY devstack ./devstack
 # kclpy-ext ships the KCL jars inside the wheel; fail the build here rather than at task start.
-RUN pip install --no-deps . \
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-deps . \
     && pip uninstall -y pip \
     && find /opt/venv -name __pycache__ -prune -exec rm -rf {} + \
     && /opt/venv/bin/python -c "import pathlib, amazon_kclpy; jars = pathlib.Path(amazon_kclpy.__file__).parent / 'jars'; assert any(jars.glob('amazon-kinesis-client-multilang-*.jar')), jars"
@@ -51,7 +58,9 @@ FROM ${BASE_IMAGE} AS runtime
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 ca-certificates \
-    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old \
+        /usr/share/doc/* /usr/share/man/* /usr/share/locale/* \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
     && mkdir -p /app && chown app:app /app

@@ -40,7 +40,8 @@ if [ ! -s "$tarball" ] || [ -n "$(find "$tarball" -mtime +"$max_age_days" 2>/dev
     if [ -n "$security" ]; then
         printf 'deb %s %s-security main\n' "$security" "$suite" >> "$root/etc/apt/sources.list"
     fi
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+        "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/*
     tar -C "$root" --numeric-owner -cf "${tarball}.tmp" .
     mv "${tarball}.tmp" "$tarball"
     buildah rmi "$image" >/dev/null 2>&1 || true

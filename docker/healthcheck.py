@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Container health check (the image's HEALTHCHECK and the ECS task definitions): exit 0 healthy, 1 not.
 
     devops-metrics-healthcheck [gateway|consumer|aggregator]
@@ -49,7 +50,7 @@ def command_pids(table: dict[int, tuple[list[str], str, int]], command: str) -> 
 def gateway_healthy() -> bool:
     port = os.environ.get("GATEWAY_PORT", "8000")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -57,11 +58,7 @@ def gateway_healthy() -> bool:
 
 def kcl_healthy(table: dict[int, tuple[list[str], str, int]], command: str) -> bool:
     mains = set(command_pids(table, command))
-    daemons = [
-        state
-        for argv, state, ppid in table.values()
-        if ppid in mains and MULTILANG_DAEMON in argv
-    ]
+    daemons = [state for argv, state, ppid in table.values() if ppid in mains and MULTILANG_DAEMON in argv]
     return any(state not in {"Z", "T", "X"} for state in daemons)
 
 
