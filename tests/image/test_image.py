@@ -152,7 +152,8 @@ class Running:
         return time.monotonic() - started
 
     def output(self) -> str:
-        self._sink.flush()
+        if not self._sink.closed:
+            self._sink.flush()
         return self.log.read_text(errors="replace")
 
     def close(self) -> None:
@@ -177,10 +178,13 @@ def _descendants(pid: int) -> list[int]:
     found, queue = [], [pid]
     while queue:
         current = queue.pop()
-        try:
-            children = [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
-        except OSError:
-            children = []
+        children: list[int] = []
+        # every thread's children: buildah is a Go program and may fork from any of its threads
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
         found += children
         queue += children
     return found
@@ -205,9 +209,21 @@ def _uid(pid: int) -> int:
     raise AssertionError(pid)
 
 
-def _healthcheck(container: str, command: str) -> int:
+def _healthcheck(container: str, command: str, env: dict[str, str] | None = None) -> int:
+    """The health check command as ECS runs it: in the container, with the task's environment."""
+    flags = [f"--env={key}={value}" for key, value in (env or {}).items()]
     return subprocess.run(
-        ["buildah", "run", "--isolation", "chroot", container, "--", "devops-metrics-healthcheck", command],
+        [
+            "buildah",
+            "run",
+            "--isolation",
+            "chroot",
+            *flags,
+            container,
+            "--",
+            "devops-metrics-healthcheck",
+            command,
+        ],
         capture_output=True,
         timeout=60,
         check=False,
@@ -248,7 +264,7 @@ def test_gateway_accepts_an_event_and_drains_on_sigterm(
         pid = gateway.main_pid()
         assert pid is not None
         assert _uid(pid) == 10001
-        assert _healthcheck(container, "gateway") == 0
+        assert _healthcheck(container, "gateway", env) == 0
         event_id = str(uuid.uuid4())
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/process-event",
@@ -264,7 +280,7 @@ def test_gateway_accepts_an_event_and_drains_on_sigterm(
         assert gateway.process.returncode == 0, gateway.output()[-3000:]
     finally:
         gateway.close()
-    assert _healthcheck(container, "gateway") == 1  # nothing answers any more
+    assert _healthcheck(container, "gateway", env) == 1  # nothing answers any more
 
 
 def _checkpoints(application: str) -> dict[str, str]:
