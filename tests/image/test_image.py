@@ -291,6 +291,30 @@ def _checkpoints(application: str) -> dict[str, str]:
     return {item["leaseKey"]["S"]: item.get("checkpoint", {}).get("S", "") for item in items}
 
 
+def _create_kcl_tables_as_cloudformation_would(application_name: str) -> dict[str, float]:
+    """The consumer's KCL tables exactly as the CDK app declares them (kcl_tables.py), created up front
+    as CloudFormation does in AWS; returns each table's creation time."""
+    os.environ.setdefault("CDK_VALIDATION", "false")
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    sys.path.insert(0, str(ROOT / "cdk"))
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+    from devops_metrics_cdk.kcl_tables import KclTables
+
+    stack = cdk.Stack(cdk.App(), "KclTables")
+    KclTables(stack, "Kcl", application_name=application_name)
+    dynamodb = boto_client("dynamodb")
+    created = {}
+    for resource in Template.from_stack(stack).find_resources("AWS::DynamoDB::GlobalTable").values():
+        spec = resource["Properties"]
+        params = {key: spec[key] for key in ("TableName", "KeySchema", "AttributeDefinitions", "BillingMode")}
+        if "GlobalSecondaryIndexes" in spec:
+            params["GlobalSecondaryIndexes"] = spec["GlobalSecondaryIndexes"]
+        table = dynamodb.create_table(**params)["TableDescription"]
+        created[spec["TableName"]] = table["CreationDateTime"].timestamp()
+    return created
+
+
 def test_consumer_stores_under_the_kcl_daemon_and_checkpoints_on_sigterm(
     emulator: str, stack: Stack, container: str, tmp_path: Path
 ) -> None:
@@ -301,6 +325,7 @@ def test_consumer_stores_under_the_kcl_daemon_and_checkpoints_on_sigterm(
         }
     )
     ensure_raw_event_delivery(settings)
+    tables = _create_kcl_tables_as_cloudformation_would(settings.consumer_application_name)
     kinesis = boto_client("kinesis")
     from devops_core.events import DevOpsEvent
 
@@ -339,6 +364,14 @@ def test_consumer_stores_under_the_kcl_daemon_and_checkpoints_on_sigterm(
         c not in {"", "TRIM_HORIZON", "LATEST"}
         for c in _checkpoints(settings.consumer_application_name).values()
     )
+    # the KCL worked in the tables CloudFormation made (lease GSI included) and created none of its own
+    dynamodb = boto_client("dynamodb")
+    for name, created_at in tables.items():
+        assert dynamodb.describe_table(TableName=name)["Table"]["CreationDateTime"].timestamp() == created_at
+    lease_table = dynamodb.describe_table(TableName=settings.consumer_application_name)["Table"]
+    assert [index["IndexName"] for index in lease_table["GlobalSecondaryIndexes"]] == [
+        "LeaseOwnerToLeaseKeyIndex"
+    ]
 
 
 def test_aggregator_runs_its_daemon_and_stops_on_sigterm(
