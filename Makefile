@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench clean help system-tools
+.PHONY: run test lint audit format bench clean help system-tools lock image-test image-tools
 
 help:
 	@echo "make run    - start emulator, gateway, consumer and aggregator on 127.0.0.1 (Ctrl-C stops all)"
@@ -13,12 +13,25 @@ help:
 	@echo "make audit  - pip-audit of the installed .venv (known vulnerabilities, via PyPI)"
 	@echo "make bench  - run the benchmarks under bench/ and print their numbers"
 	@echo "make format - format the code with ruff"
+	@echo "make lock   - re-resolve requirements/*.txt (exact versions + hashes) from pyproject.toml"
+	@echo "make image-test - build the container image with buildah and run its entry points (after make test)"
 
-$(STAMP): pyproject.toml
+# Installs exactly the locked versions (hash-checked), then the project itself without resolving again.
+$(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# requirements/dev.txt (make test / make run) and requirements/runtime.txt (the image, a subset of the
+# same versions), universal for Python 3.11, with hashes. Run after changing dependencies in pyproject.
+lock: $(STAMP)
+	$(PY) -m pip install --quiet "uv>=0.5"
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --generate-hashes --no-header -q -o requirements/dev.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	  --generate-hashes --no-header -q -c requirements/dev.txt -o requirements/runtime.txt
 
 run: $(STAMP)
 	$(PY) -m devstack $(ARGS)
@@ -60,6 +73,18 @@ system-tools:
 
 test: lint audit system-tools $(CDK_NODE_MODULES) $(GITHUB_EXAMPLES)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The container image, built and run without a Docker engine: buildah (chroot isolation) builds the
+# Dockerfile on a Debian base made by debootstrap from apt's own mirror (docker/debian-base.sh, cached
+# under ~/.cache/devops-metrics), then tests/image runs each entry point inside it against the
+# embedded emulator. Installs buildah and debootstrap with apt when missing.
+image-tools:
+	@command -v buildah >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "install buildah and debootstrap" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap >/dev/null; }
+
+image-test: $(STAMP) system-tools image-tools
+	$(PY) -m pytest -m image tests/image $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -20,6 +20,7 @@ from aiobotocore.session import get_session
 
 from consumer.application import ConsumerApplication
 from consumer.sinks.base import Sink
+from consumer.sinks.firehose import FirehoseSink
 from consumer.sinks.newrelic import NewRelicSink
 from consumer.sinks.timestream import TimestreamSink
 from devops_core.aws import aio_client, client_config
@@ -85,8 +86,9 @@ class ConsumerRuntime:
         stack = contextlib.AsyncExitStack()
         self._stack = stack
         session = get_session()
-        # Records are built by our own code (to_timestream_record); botocore's client-side parameter
-        # validation walks every nested field of 100 records per call and was most of the CPU cost.
+        # Records are built by our own code (to_timestream_record, to_raw_record); botocore's client-side
+        # parameter validation walks every nested field of 100 records per call and was most of the CPU
+        # cost.
         # botocore retries throttling/5xx a few times; longer outages are the processor's backoff.
         write_config = client_config(
             max_attempts=3,
@@ -95,12 +97,7 @@ class ConsumerRuntime:
             max_pool_connections=32,
             parameter_validation=False,
         )
-        timestream = await stack.enter_async_context(
-            aio_client("timestream-write", config=write_config, session=session)
-        )
-        sinks: list[Sink] = [
-            self._wrap(TimestreamSink(timestream, settings.devops_db_name, settings.devops_table_name))
-        ]
+        sinks: list[Sink] = [self._wrap(await self._open_raw_store(stack, session, write_config))]
         if settings.logger_api_key is not None:
             http = await stack.enter_async_context(
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=5))
@@ -112,5 +109,20 @@ class ConsumerRuntime:
             )
             logger.info("new relic sink on", extra={"new_relic_url": settings.new_relic_url})
         else:
-            logger.warning("new relic sink off: LOGGER_API_KEY is not set; events go to Timestream only")
+            logger.warning(
+                "new relic sink off: LOGGER_API_KEY is not set; events go to the raw-event store only",
+                extra={"raw_store": settings.raw_store},
+            )
         return sinks
+
+    async def _open_raw_store(self, stack: contextlib.AsyncExitStack, session: Any, config: Any) -> Sink:
+        """RAW_STORE=s3: Firehose -> S3 (any account); timestream: Timestream for LiveAnalytics."""
+        settings = self.settings
+        if settings.raw_store == "s3":
+            firehose = await stack.enter_async_context(aio_client("firehose", config=config, session=session))
+            logger.info("raw-event store: s3", extra={"delivery_stream": settings.raw_events_delivery_stream})
+            return FirehoseSink(firehose, settings.raw_events_delivery_stream)
+        timestream = await stack.enter_async_context(
+            aio_client("timestream-write", config=config, session=session)
+        )
+        return TimestreamSink(timestream, settings.devops_db_name, settings.devops_table_name)

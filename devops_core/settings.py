@@ -40,7 +40,21 @@ class Settings(BaseSettings):
     # --- stream -----------------------------------------------------------------------------
     devops_stream_name: str = Field(default="devops-events", description="Kinesis stream.")
 
-    # --- Timestream ---------------------------------------------------------------------------
+    # --- raw-event store ------------------------------------------------------------------------
+    raw_store: Literal["s3", "timestream"] = Field(
+        default="timestream",
+        description="Where the consumer stores every event: s3 (Amazon Data Firehose -> S3, queried with "
+        "Athena; any account can create it, the CDK app's default) or timestream (Timestream for "
+        "LiveAnalytics, closed to new AWS customers since 2025-06-20).",
+    )
+    raw_events_delivery_stream: str = Field(
+        default="devops-raw-events", description="Firehose delivery stream (RAW_STORE=s3)."
+    )
+    raw_events_bucket: str = Field(
+        default="devops-metrics-raw-events",
+        description="S3 bucket the delivery stream writes to (provisioning and readers; the consumer "
+        "only talks to Firehose).",
+    )
     devops_db_name: str = Field(default="DORAStats", description="Timestream database.")
     devops_table_name: str = Field(default="DORARawEventsTest", description="Timestream table.")
 

@@ -4,13 +4,16 @@ moto never throttles or rejects, so real failure paths are provoked here, over r
 the error shapes AWS documents: a PutRecords whose entries partly fail
 (ProvisionedThroughputExceededException per entry, FailedRecordCount), whole calls throttled or
 answered 5xx, and WriteRecords answered with RejectedRecordsException after the other records were
-written. Point a client at it with AWS_ENDPOINT_URL_<SERVICE>; steer it with
+written, Firehose PutRecordBatch entries failed inside a 200 (FailedPutCount). Point a client at it
+with AWS_ENDPOINT_URL_<SERVICE>; steer it with
 ``POST /__faults__`` (a JSON ``FaultPlan``) and read what it did with ``GET /__faults__``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -42,6 +45,8 @@ class FaultPlan(BaseModel):
     )
     timestream_throttle_ratio: float = Field(0.0, ge=0, le=1)
     timestream_unavailable: bool = False
+    # Firehose PutRecordBatch: records answered ServiceUnavailableException inside a 200 (FailedPutCount).
+    firehose_entry_failure_ratio: float = Field(0.0, ge=0, le=1)
     # Any service by its X-Amz-Target prefix (e.g. "DynamoDB", "Timestream", "Kinesis", "AmazonSQS"):
     unavailable_services: list[str] = Field(default_factory=list, description="answered 503")
     access_denied_services: list[str] = Field(
@@ -130,6 +135,34 @@ async def _write_records(
     )
 
 
+async def _put_record_batch(
+    request: web.Request, body: bytes, plan: FaultPlan, rng: random.Random
+) -> web.Response:
+    """Firehose writes the other records of a batch and reports the failed ones per entry."""
+    counts = request.app[_COUNTS]
+    payload = json.loads(body)
+    entries = payload["Records"]
+    failing = [rng.random() < plan.firehose_entry_failure_ratio for _ in entries]
+    kept = [entry for entry, fail in zip(entries, failing, strict=True) if not fail]
+    results: list[dict[str, Any]] = []
+    if kept:
+        status, headers, data = await _forward(request, json.dumps({**payload, "Records": kept}).encode())
+        if status != 200:
+            return web.Response(status=status, headers=headers, body=data)
+        results = json.loads(data)["RequestResponses"]
+    merged, upstream_results = [], iter(results)
+    for fail in failing:
+        if fail:
+            counts["firehose_entries_failed"] += 1
+            merged.append(
+                {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down (injected)."}
+            )
+        else:
+            merged.append(next(upstream_results))
+    failed = sum(1 for item in merged if "ErrorCode" in item)
+    return _json_response(200, {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": merged})
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
     plan = FaultPlan.model_validate(request.app[_PLAN])
     rng: random.Random = request.app[_PLAN]["_rng"]
@@ -175,6 +208,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             )
         if plan.timestream_reject_ratio:
             return await _write_records(request, body, plan, rng)
+    if service.startswith("Firehose") and action == "PutRecordBatch" and plan.firehose_entry_failure_ratio:
+        return await _put_record_batch(request, body, plan, rng)
     status, headers, data = await _forward(request, body)
     return web.Response(status=status, headers=headers, body=data)
 
@@ -220,12 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True, help="port to bind")
     args = parser.parse_args(argv)
 
-    async def on_startup(_: web.Application) -> None:
+    async def serve() -> None:
+        runner = web.AppRunner(create_proxy_app(args.upstream), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, args.port).start()
+        # "ready" only once the socket listens (on_startup runs before it does: callers were refused).
         print(json.dumps({"ready": True, "url": f"http://{args.host}:{args.port}"}), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
 
-    app = create_proxy_app(args.upstream)
-    app.on_startup.append(on_startup)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
     return 0
 
 

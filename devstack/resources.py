@@ -14,7 +14,14 @@ from botocore.exceptions import ClientError
 from devops_core.aws import boto_client
 from devops_core.settings import Settings
 
-__all__ = ["ProvisionResult", "dynamodb_table_specs", "generate_token", "provision"]
+__all__ = [
+    "RAW_EVENTS_PREFIX",
+    "ProvisionResult",
+    "dynamodb_table_specs",
+    "ensure_raw_event_delivery",
+    "generate_token",
+    "provision",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +153,39 @@ def _ensure_dynamodb_tables(settings: Settings) -> None:
             )
 
 
+# --- raw-event store on S3 (RAW_STORE=s3): a bucket and a DirectPut delivery stream into it ---------
+# In AWS the CDK app creates these (cdk/devops_metrics_cdk/raw_store.py) with GZIP, a buffer and a
+# date-partitioned prefix; moto delivers each PutRecordBatch to S3 at once, as sent.
+RAW_EVENTS_PREFIX = "events/"
+_EMULATOR_ROLE_ARN = "arn:aws:iam::123456789012:role/devops-metrics-firehose"
+
+
+def ensure_raw_event_delivery(settings: Settings) -> None:
+    s3 = boto_client("s3")
+    try:
+        s3.create_bucket(Bucket=settings.raw_events_bucket)
+    except ClientError as error:
+        _ignore_exists(error, "BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+    firehose = boto_client("firehose")
+    try:
+        firehose.create_delivery_stream(
+            DeliveryStreamName=settings.raw_events_delivery_stream,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": _EMULATOR_ROLE_ARN,
+                "BucketARN": f"arn:aws:s3:::{settings.raw_events_bucket}",
+                "Prefix": RAW_EVENTS_PREFIX,
+                "ErrorOutputPrefix": "errors/",
+            },
+        )
+    except ClientError as error:
+        _ignore_exists(error, "ResourceInUseException")
+
+
 def provision(settings: Settings, *, shard_count: int = 2) -> ProvisionResult:
     stream_arn = _ensure_stream(settings, shard_count)
     _ensure_timestream(settings)
+    ensure_raw_event_delivery(settings)
     token, generated = _ensure_secret(settings)
     queue_url = _ensure_dead_letter_queue(settings)
     _ensure_dynamodb_tables(settings)
@@ -158,6 +195,8 @@ def provision(settings: Settings, *, shard_count: int = 2) -> ProvisionResult:
             "stream": settings.devops_stream_name,
             "database": settings.devops_db_name,
             "table": settings.devops_table_name,
+            "raw_store": settings.raw_store,
+            "delivery_stream": settings.raw_events_delivery_stream,
             "secret_id": settings.secret_store_name,
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,9 +52,12 @@ def test_auth_token_is_required() -> None:
 
 def test_localstack_services(config: dict) -> None:
     localstack = config["services"]["localstack"]
-    assert localstack["image"].startswith("localstack/localstack:")
+    # a calendar version (LocalStack's scheme since 2026), never the frozen `:4` line or `latest`
+    image, _, tag = localstack["image"].partition(":")
+    assert image == "localstack/localstack"
+    assert re.fullmatch(r"20\d\d\.\d{2}(\.\d+)?", tag), tag
     enabled = set(localstack["environment"]["SERVICES"].split(","))
-    assert enabled == {"kinesis", "dynamodb", "secretsmanager", "cloudwatch", "sqs"}
+    assert enabled == {"kinesis", "dynamodb", "secretsmanager", "cloudwatch", "sqs", "firehose", "s3"}
     assert localstack["environment"]["LOCALSTACK_AUTH_TOKEN"] == LOCALSTACK_TOKEN
     assert "healthcheck" in localstack
 
@@ -84,5 +88,6 @@ def test_services_share_the_pipeline_names(config: dict) -> None:
     values = {tuple(config["services"][name]["environment"][key] for key in names) for name in APP_SERVICES}
     assert len(values) == 1
     assert config["services"]["consumer"]["environment"]["DEVOPS_DB_NAME"] == "DORAStats"
+    assert config["services"]["consumer"]["environment"]["RAW_STORE"] == "s3"  # the default store
     # the gateway is published on loopback only
     assert [str(port) for port in config["services"]["gateway"]["ports"]] == ["127.0.0.1:8000:8000/tcp"]

@@ -2,7 +2,8 @@
 
 - each KCL application falling behind the stream (its own MillisBehindLatest, plus the stream-wide
   GetRecords.IteratorAgeMilliseconds, the oldest unread record of any reader),
-- the gateway answering 5xx to more than 5 % of requests,
+- the gateway answering 5xx to more than 5 % of requests (ALB 503s included when no target is up),
+- no healthy gateway task behind the load balancer,
 - the dead-letter queue not being empty (a record could not be stored and needs a human).
 """
 
@@ -42,6 +43,7 @@ class PipelineAlarms(Construct):
         stream: kinesis.IStream,
         kcl_applications: dict[str, str],
         load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
         dead_letter_queue: sqs.IQueue,
         alarm_email: str | None,
     ) -> None:
@@ -97,7 +99,10 @@ class PipelineAlarms(Construct):
         five_minutes = Duration.minutes(5)
         lb_metrics = load_balancer.metrics
         error_rate = cloudwatch.MathExpression(
-            expression="100 * (target5xx + elb5xx) / MAX([requests, 1])",
+            # FILL: a period in which no target answered has no target5xx datapoint at all (and with
+            # every target down the ALB's own 503s are all there is); without FILL the sum has no data
+            # either, and the alarm would sit in "not breaching" through the worst outage.
+            expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / MAX([FILL(requests, 0), 1])",
             using_metrics={
                 "target5xx": lb_metrics.http_code_target(
                     elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum", period=five_minutes
@@ -119,6 +124,18 @@ class PipelineAlarms(Construct):
             evaluation_periods=2,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        # No healthy gateway task at all: missing data (no targets registered) is as bad as zero.
+        self.alarms["GatewayNoHealthyTargets"] = target_group.metrics.healthy_host_count(
+            statistic="Minimum", period=Duration.minutes(1)
+        ).create_alarm(
+            self,
+            "GatewayNoHealthyTargets",
+            alarm_description="No healthy gateway task behind the load balancer: CI events are refused.",
+            threshold=1,
+            evaluation_periods=2,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
         self.alarms["DeadLettersWaiting"] = dead_letter_queue.metric_approximate_number_of_messages_visible(
             statistic="Maximum", period=Duration.minutes(1)

@@ -15,33 +15,29 @@ CONSUMER_COMMAND = ["consumer"]
 AGGREGATOR_COMMAND = ["aggregator"]
 
 # KCL 3.x keeps its state in DynamoDB tables named after the application: the lease table itself
-# (with a GSI on leaseOwner) and two tables for worker metrics and coordinator state.
+# (with a GSI on leaseOwner) and two tables for worker metrics and coordinator state. CloudFormation
+# creates them with the KCL's key schemas (kcl_tables.py); the KCL finds them and creates nothing.
 KCL_TABLE_SUFFIXES = ("", "-CoordinatorState", "-WorkerMetricStats")
 # KCL publishes its metrics (MillisBehindLatest...) to a CloudWatch namespace named after the app.
 KCL_LAG_METRIC = "MillisBehindLatest"
 
-# Physical names per stage. prod keeps the seed service's names; test gets its own so both stages
-# can live in one account and region.
+# Physical names: only for what the running services must know before deploy-time references exist,
+# and never on a retained resource (a failed first deploy leaves retained resources behind, and a retry
+# with the same fixed names fails with "already exists"). The KCL application name is also its lease
+# table's name and its CloudWatch namespace; the KCL tables are deleted with the stack (rollback
+# included), so the name never collides on a retry and a redeploy never finds stale checkpoints.
 _NAMES: dict[str, dict[str, str]] = {
     "prod": {
-        "stream": "devops-events",
-        "database": "DORAStats",
-        "table": "DORARawEvents",
-        "secret": "DevOpsSecretStore",
-        "dlq": "devops-events-dlq",
-        "state_table": "devops-metrics-aggregator-state",
         "consumer_app": "devops-metrics-consumer",
         "aggregator_app": "devops-metrics-aggregator",
+        "glue_database": "devops_metrics",
+        "workgroup": "devops-metrics",
     },
     "test": {
-        "stream": "devops-events-test",
-        "database": "DORAStatsTest",
-        "table": "DORARawEventsTest",
-        "secret": "DevOpsSecretStoreTest",
-        "dlq": "devops-events-dlq-test",
-        "state_table": "devops-metrics-aggregator-state-test",
         "consumer_app": "devops-metrics-consumer-test",
         "aggregator_app": "devops-metrics-aggregator-test",
+        "glue_database": "devops_metrics_test",
+        "workgroup": "devops-metrics-test",
     },
 }
 

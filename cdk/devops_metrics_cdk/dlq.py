@@ -12,14 +12,11 @@ __all__ = ["DeadLetterQueue"]
 
 
 class DeadLetterQueue(Construct):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, queue_name: str, removal_policy: RemovalPolicy
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        self.queue = sqs.Queue(
+        self.queue = sqs.Queue(  # no queue name: retry-safe when a failed deploy retained it
             self,
             "Queue",
-            queue_name=queue_name,
             retention_period=Duration.days(14),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,

@@ -17,17 +17,17 @@ class PipelineSecrets(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        token_secret_name: str,
-        new_relic_secret_name: str | None,
+        new_relic_secret_arn: str | None,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         # {"token": "<40 random characters>"}: the format the gateway's TokenStore parses; on rotation
         # the gateway accepts AWSCURRENT and AWSPREVIOUS, so clients can move over without downtime.
+        # No secret name (CloudFormation makes one up): a failed first deploy retains the secret, and a
+        # fixed name would make the retry fail. The gateway gets the ARN (SECRET_STORE_NAME accepts it).
         self.token = secretsmanager.Secret(
             self,
             "Token",
-            secret_name=token_secret_name,
             description="Shared token CI jobs present to the devops-metrics gateway (Authorization: Bearer).",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template="{}",  # noqa: S106 (an empty JSON object)
@@ -45,9 +45,10 @@ class PipelineSecrets(Construct):
             "meanwhile.",
         )
         # The license key comes from New Relic, so it cannot be generated here: the operator stores it
-        # once and passes the secret's name as context; without it the New Relic sink stays off.
+        # once and passes the secret's complete ARN as context (a name, as from_secret_name_v2 takes,
+        # gives the task definition a partial ARN that the execution role's grant does not match).
         self.new_relic_key: secretsmanager.ISecret | None = (
-            secretsmanager.Secret.from_secret_name_v2(self, "NewRelicKey", new_relic_secret_name)
-            if new_relic_secret_name
+            secretsmanager.Secret.from_secret_complete_arn(self, "NewRelicKey", new_relic_secret_arn)
+            if new_relic_secret_arn
             else None
         )

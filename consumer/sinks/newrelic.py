@@ -1,7 +1,10 @@
 """New Relic Log API sink: gzip JSON in the documented detailed shape, under 1 MB per POST.
 
 ``[{"common": {"attributes": {"service": "devops-metrics"}}, "logs": [{timestamp, message,
-attributes: {repo, event, event_id, source, metadata, ...}}]}]`` POSTed with ``Api-Key``.
+attributes: {repo, event, event_id, source, metadata, event_time, ...}}]}]`` POSTed with ``Api-Key``;
+every field of the event is an attribute. ``timestamp`` is the event's time, except for events older than
+24 hours (backfills): New Relic may drop entries older than 48 hours while answering 202, so those are
+logged at the time they are sent, with ``timestamp_is_send_time: true`` and the real ``event_time``.
 Answers: 2xx taken; 429 pending with the server's Retry-After; 5xx, 408 and network errors pending
 (the processor backs off); 401/403 pending and flagged as a misconfiguration (a wrong or revoked key
 is an outage to fix, not a reason to dead-letter every event); 413 split in halves; any other 4xx
@@ -15,7 +18,7 @@ import gzip
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,7 +27,7 @@ import aiohttp
 from consumer.sinks.base import Rejection, WriteResult
 from devops_core.events import DevOpsEvent
 
-__all__ = ["SERVICE_NAME", "NewRelicSink", "retry_after_seconds", "to_log_entry"]
+__all__ = ["MAX_TIMESTAMP_AGE", "SERVICE_NAME", "NewRelicSink", "retry_after_seconds", "to_log_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +39,51 @@ _PENDING_STATUSES = {408, 429}
 _MISCONFIGURED_STATUSES = {401, 403}
 
 
-def to_log_entry(event: DevOpsEvent) -> dict[str, Any]:
+# New Relic's Log API may drop an entry whose timestamp is more than 48 hours old while still answering
+# 202. An event older than this (a backfill, or a consumer that was stopped for a while) is therefore
+# logged at the time it is sent; its own time is always in the ``event_time`` attribute.
+MAX_TIMESTAMP_AGE = timedelta(hours=24)
+# event field -> attribute. The event's ``service`` is sent as ``event_service``: ``service`` is the
+# common attribute every query filters on (always 'devops-metrics') and a log's own would override it.
+_OPTIONAL_ATTRIBUTES = {
+    "sha": "sha",
+    "environment": "environment",
+    "outcome": "outcome",
+    "remediation": "remediation",
+    "deployment_id": "deployment_id",
+    "incident_id": "incident_id",
+    "team": "team",
+    "service": "event_service",
+}
+
+
+def to_log_entry(event: DevOpsEvent, *, now: datetime | None = None) -> dict[str, Any]:
+    """The full event as one log entry (``commits`` as a JSON array string, ``commit_count`` beside it)."""
+    sent_at = now or datetime.now(UTC)
+    backfilled = sent_at - event.time > MAX_TIMESTAMP_AGE
     attributes: dict[str, Any] = {
         "repo": event.repo,
         "event": event.event.value,
         "event_id": event.event_id,
         "source": event.source,
         "metadata": event.metadata,
+        "event_time": event.time_ms,
         "received_at": event.model_dump(mode="json")["received_at"],
     }
-    if event.sha:
-        attributes["sha"] = event.sha
+    for field, attribute in _OPTIONAL_ATTRIBUTES.items():
+        value = getattr(event, field)
+        if value:
+            attributes[attribute] = value
+    if event.commits:
+        attributes["commit_count"] = len(event.commits)
+        attributes["commits"] = json.dumps(
+            [commit.model_dump(mode="json", exclude_none=True) for commit in event.commits],
+            separators=(",", ":"),
+        )
+    if backfilled:
+        attributes["timestamp_is_send_time"] = True
     return {
-        "timestamp": event.time_ms,
+        "timestamp": int(sent_at.timestamp() * 1000) if backfilled else event.time_ms,
         "message": f"{event.event.value} {event.repo}",
         "attributes": attributes,
     }

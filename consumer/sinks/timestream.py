@@ -5,7 +5,10 @@ One multi-measure record per event, so a redelivered event is an identical upser
   millisecond two records instead of a version conflict);
 - time = the event's time in milliseconds; measure name ``devops_event``;
 - Version = the gateway's receive time in milliseconds: a redelivery carries the same value (an
-  identical record is accepted as a no-op), a client re-sending the same event_id later wins.
+  identical record is accepted as a no-op), a client re-sending the same event_id later wins;
+- every other field (sha, environment, outcome, remediation, deployment_id, incident_id, team, service)
+  is a VARCHAR measure when set; ``commit_count`` always, and the commits themselves (JSON) as far as
+  they fit the 2 KB record after the metadata (``commits_truncated`` when cut).
 No CommonAttributes: every record is complete on its own (and moto stores records as sent).
 
 Failures: whole-call throttling/5xx are retried by botocore's standard mode; what still fails is
@@ -17,6 +20,7 @@ A ValidationException is bisected so one malformed record does not take 99 other
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -51,7 +55,50 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return text.encode("utf-8")[: max(limit, 0)].decode("utf-8", errors="ignore")
 
 
+# The event's optional fields, as VARCHAR measures when set (not dimensions: a dimension would change
+# the series an event_id is written to, and a redelivery must stay an identical upsert).
+_OPTIONAL_MEASURES = (
+    "sha",
+    "environment",
+    "outcome",
+    "remediation",
+    "deployment_id",
+    "incident_id",
+    "team",
+    "service",
+)
+# Headroom per measure for its type and framing, and for the record's time and version.
+_MEASURE_OVERHEAD = 8
+_RECORD_OVERHEAD = 64
+
+
+def _record_size(dimensions: list[dict[str, str]], measures: list[dict[str, str]]) -> int:
+    return (
+        len(MEASURE_NAME)
+        + _RECORD_OVERHEAD
+        + sum(
+            len(item["Name"]) + len(item["Value"].encode("utf-8")) + _MEASURE_OVERHEAD
+            for item in [*dimensions, *measures]
+        )
+    )
+
+
+def _commits_that_fit(event: DevOpsEvent, budget: int) -> tuple[str, bool]:
+    """The commits as a JSON array, cut to whole entries within ``budget`` bytes; and whether it was cut."""
+    entries: list[str] = []
+    size = 2  # []
+    for commit in event.commits or ():
+        entry = json.dumps(commit.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+        if size + len(entry) + 1 > budget:
+            return "[" + ",".join(entries) + "]", True
+        entries.append(entry)
+        size += len(entry) + 1
+    return "[" + ",".join(entries) + "]", False
+
+
 def to_timestream_record(event: DevOpsEvent) -> dict[str, Any]:
+    """One multi-measure record under 2 KB: identity as dimensions, every other field as a measure;
+    metadata and the commit list are cut to what fits (``commit_count`` always says how many there were)."""
     dimensions = [
         {"Name": "repo", "Value": event.repo},
         {"Name": "event", "Value": event.event.value},
@@ -59,20 +106,34 @@ def to_timestream_record(event: DevOpsEvent) -> dict[str, Any]:
         {"Name": "event_id", "Value": event.event_id},
     ]
     measures = [{"Name": "count", "Value": "1", "Type": "BIGINT"}]
-    if event.sha:
-        measures.append({"Name": "sha", "Value": event.sha, "Type": "VARCHAR"})
+    for name in _OPTIONAL_MEASURES:
+        value = getattr(event, name)
+        if value:
+            measures.append({"Name": name, "Value": str(value), "Type": "VARCHAR"})
+    if event.commits:
+        measures.append({"Name": "commit_count", "Value": str(len(event.commits)), "Type": "BIGINT"})
     if event.metadata:
-        used = len(MEASURE_NAME) + sum(
-            len(item["Name"]) + len(item["Value"].encode("utf-8")) for item in [*dimensions, *measures]
-        )
-        budget = MAX_RECORD_BYTES - used - len("metadata") - 64  # headroom for types and time
+        budget = MAX_RECORD_BYTES - _record_size(dimensions, measures) - len("metadata") - _MEASURE_OVERHEAD
         metadata = event.metadata
         if len(metadata.encode("utf-8")) > budget:
-            metadata = _truncate_utf8(metadata, budget - len("metadata_truncated") - 8)
+            metadata = _truncate_utf8(metadata, budget - len("metadata_truncated") - 2 * _MEASURE_OVERHEAD)
             measures.append({"Name": "metadata_truncated", "Value": "true", "Type": "BOOLEAN"})
             logger.warning("metadata truncated for Timestream", extra={"event_id": event.event_id})
         if metadata:
             measures.append({"Name": "metadata", "Value": metadata, "Type": "VARCHAR"})
+    if event.commits:
+        budget = (
+            MAX_RECORD_BYTES
+            - _record_size(dimensions, measures)
+            - len("commits")
+            - len("commits_truncated")
+            - 2 * _MEASURE_OVERHEAD
+        )
+        commits, cut = _commits_that_fit(event, budget)
+        if commits != "[]":
+            measures.append({"Name": "commits", "Value": commits, "Type": "VARCHAR"})
+        if cut:
+            measures.append({"Name": "commits_truncated", "Value": "true", "Type": "BOOLEAN"})
     return {
         "Dimensions": dimensions,
         "MeasureName": MEASURE_NAME,

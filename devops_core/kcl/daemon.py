@@ -56,6 +56,9 @@ _LOGBACK = """<configuration>
       <pattern>%d [%thread] %-5level %logger{{36}} [%mdc{{ShardId:-NONE}}] - %msg %n</pattern>
     </encoder>
   </appender>
+  <!-- DrainChildSTDERRTask copies each stderr line of a processor (our JSON logs) to System.err and
+       also logs it again at ERROR ("Received error line from subprocess"): keep the copy only. -->
+  <logger name="software.amazon.kinesis.multilang.DrainChildSTDERRTask" level="OFF"/>
   <logger name="io.netty" level="WARN"/>
   <logger name="software.amazon.awssdk" level="WARN"/>
   <root level="{level}"><appender-ref ref="STDERR"/></root>

@@ -1,4 +1,5 @@
-"""`cdk synth` through the pinned npm CLI (prod stage, HTTPS, provisioned stream), offline and quiet.
+"""`cdk synth` through the pinned npm CLI (prod stage, HTTPS, provisioned stream, raw_store=timestream),
+offline and quiet except for the loud Timestream warning.
 
 cdk/node_modules comes from `make test` (npm ci from cdk/package-lock.json).
 """
@@ -20,6 +21,7 @@ from tests.cdk.cdk_synth import CDK_DIR
 CDK_CLI = CDK_DIR / "node_modules" / ".bin" / "cdk"
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 STACK = "DevOpsMetrics-prod"
+NEW_RELIC = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:devops-metrics/new-relic-Ab12Cd"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,10 @@ def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
         "stream_shard_count": "4",
         "gateway_workers": "3",
         "gateway_desired_count": "3",
-        "consumer_desired_count": "2",
+        "shards_per_worker": "2",
         "log_retention_days": "90",
+        "raw_store": "timestream",
+        "new_relic_secret_arn": NEW_RELIC,
     }
     args = [str(CDK_CLI), "synth", "--no-notices", "--no-version-reporting", "--quiet", "-o", str(outdir)]
     for key, value in context.items():
@@ -76,24 +80,43 @@ def test_synth_is_quiet(cli_synth: tuple[Path, subprocess.CompletedProcess[str]]
     assert "telemetry" not in (result.stdout + result.stderr).lower()
 
 
-def test_prod_keeps_the_seed_names_and_its_data(template: Template) -> None:
+def test_timestream_choice_warns_loudly(cli_synth: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    output = cli_synth[1].stdout + cli_synth[1].stderr
+    assert "closed to new customers since 2025-06-20" in output
+    assert "raw_store=s3" in output
+
+
+def test_prod_retains_its_data_under_generated_names(template: Template) -> None:
     template.has_resource_properties(
         "AWS::Kinesis::Stream",
-        {"Name": "devops-events", "ShardCount": 4, "StreamModeDetails": {"StreamMode": "PROVISIONED"}},
+        {"Name": Match.absent(), "ShardCount": 4, "StreamModeDetails": {"StreamMode": "PROVISIONED"}},
     )
-    template.has_resource_properties(
-        "AWS::Timestream::Table", {"DatabaseName": "DORAStats", "TableName": "DORARawEvents"}
-    )
-    template.has_resource_properties("AWS::SecretsManager::Secret", {"Name": "DevOpsSecretStore"})
+    template.has_resource_properties("AWS::Timestream::Table", {"TableName": Match.absent()})
     for resource_type in (
         "AWS::Kinesis::Stream",
         "AWS::Timestream::Database",
         "AWS::Timestream::Table",
-        "AWS::DynamoDB::GlobalTable",
         "AWS::SecretsManager::Secret",
         "AWS::SQS::Queue",
+        "AWS::KMS::Key",
     ):
         template.all_resources(resource_type, {"DeletionPolicy": "Retain"})
+    # retained resources carry no fixed name, so a retry after a failed first deploy cannot collide
+    retained = [r for r in template.to_json()["Resources"].values() if r.get("DeletionPolicy") == "Retain"]
+    assert retained
+    for resource in retained:
+        properties = resource.get("Properties", {})
+        for key in ("Name", "TableName", "QueueName", "BucketName", "DatabaseName", "StreamName"):
+            assert not isinstance(properties.get(key), str), resource
+    # the KCL's tables go with the stack
+    kcl = [
+        r
+        for r in template.to_json()["Resources"].values()
+        if r["Type"] == "AWS::DynamoDB::GlobalTable"
+        and "devops-metrics-" in str(r["Properties"].get("TableName"))
+    ]
+    assert len(kcl) == 6
+    assert {r["DeletionPolicy"] for r in kcl} == {"Delete"}
 
 
 def test_https_with_certificate_and_redirect(template: Template) -> None:
@@ -121,7 +144,10 @@ def test_https_with_certificate_and_redirect(template: Template) -> None:
 
 def test_sizes_from_context(template: Template) -> None:
     template.has_resource_properties("AWS::ECS::Service", {"DesiredCount": 3})
-    template.has_resource_properties("AWS::ECS::Service", {"DesiredCount": 2})
+    template.has_resource_properties("AWS::ECS::Service", {"DesiredCount": 2})  # 4 shards, 2 per worker
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 2, "MaxCapacity": 4}
+    )
     template.has_resource_properties(
         "AWS::ECS::TaskDefinition",
         {
@@ -140,13 +166,18 @@ def test_sizes_from_context(template: Template) -> None:
     template.all_resources_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
 
 
-def test_without_new_relic_secret_the_consumer_gets_no_key(template: Template) -> None:
+def test_timestream_store_is_wired(template: Template) -> None:
     consumer = template.find_resources(
         "AWS::ECS::TaskDefinition",
         {"Properties": {"ContainerDefinitions": [Match.object_like({"Name": "consumer"})]}},
     )
-    (definition,) = consumer.values()
-    assert "Secrets" not in definition["Properties"]["ContainerDefinitions"][0]
+    ((_, definition),) = consumer.items()
+    container = definition["Properties"]["ContainerDefinitions"][0]
+    environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert environment["RAW_STORE"] == "timestream"
+    assert "Ref" in json.dumps(environment["DEVOPS_DB_NAME"])  # by reference: generated name
+    assert container["Secrets"] == [{"Name": "LOGGER_API_KEY", "ValueFrom": NEW_RELIC}]
+    template.resource_count_is("AWS::KinesisFirehose::DeliveryStream", 0)
 
 
 def test_cfn_lint_is_clean(cli_synth: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

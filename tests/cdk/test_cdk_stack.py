@@ -1,4 +1,5 @@
-"""The stack's resources and permissions (test stage, New Relic key given), synthesized once."""
+"""The stack's resources and permissions (a throwaway test stage on the default raw store, s3, with a
+New Relic key), synthesized once."""
 
 from __future__ import annotations
 
@@ -12,20 +13,26 @@ from aws_cdk.assertions import Match
 
 from tests.cdk.cdk_synth import CDK_DIR, Synthesized, synthesize
 
-NEW_RELIC_SECRET = "devops-metrics/new-relic-license-key"
+NEW_RELIC_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:devops-metrics/new-relic-Ab12Cd"
 # Resource "*" is acceptable only for actions that have no resource type.
 WILDCARD_ONLY_ACTIONS = {
     "ecr:GetAuthorizationToken",
     "timestream:DescribeEndpoints",
     "cloudwatch:PutMetricData",
 }
+NAME_PROPERTIES = ("Name", "TableName", "QueueName", "BucketName", "DatabaseName")
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(
         tmp_path_factory.mktemp("cdk-test"),
-        {"stage": "test", "new_relic_secret_name": NEW_RELIC_SECRET, "alarm_email": "oncall@example.com"},
+        {
+            "stage": "test",
+            "throwaway": "true",
+            "new_relic_secret_arn": NEW_RELIC_SECRET,
+            "alarm_email": "oncall@example.com",
+        },
     )
 
 
@@ -64,38 +71,77 @@ def test_stream_is_on_demand_and_encrypted(synth: Synthesized) -> None:
     synth.template.has_resource_properties(
         "AWS::Kinesis::Stream",
         {
-            "Name": "devops-events-test",
             "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
             "StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
-            "RetentionPeriodHours": 24,
+            # a week: longer than a sink outage may block checkpoints
+            "RetentionPeriodHours": 168,
         },
     )
 
 
-def test_timestream_accepts_late_events(synth: Synthesized) -> None:
-    synth.template.has_resource_properties("AWS::Timestream::Database", {"DatabaseName": "DORAStatsTest"})
+def test_default_raw_store_is_firehose_to_s3_with_athena(synth: Synthesized) -> None:
+    synth.template.resource_count_is("AWS::Timestream::Database", 0)
     synth.template.has_resource_properties(
-        "AWS::Timestream::Table",
+        "AWS::KinesisFirehose::DeliveryStream",
         {
-            "DatabaseName": "DORAStatsTest",
-            "TableName": "DORARawEventsTest",
-            "RetentionProperties": {
-                "MemoryStoreRetentionPeriodInHours": "24",
-                "MagneticStoreRetentionPeriodInDays": "3650",
-            },
-            "MagneticStoreWriteProperties": {"EnableMagneticStoreWrites": True},
+            "DeliveryStreamType": "DirectPut",
+            "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "AWS_OWNED_CMK"},
+            "ExtendedS3DestinationConfiguration": Match.object_like(
+                {"CompressionFormat": "GZIP", "Prefix": "events/dt=!{timestamp:yyyy-MM-dd}/"}
+            ),
         },
     )
-    # test stage: torn down with the stack
-    synth.template.has_resource("AWS::Timestream::Table", {"DeletionPolicy": "Delete"})
+    synth.template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": Match.any_value(),
+            "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicAcls": True}),
+        },
+    )
+    table = synth.template.find_resources("AWS::Glue::Table")
+    ((_, resource),) = table.items()
+    table_input = resource["Properties"]["TableInput"]
+    assert table_input["Name"] == "raw_events"
+    assert table_input["Parameters"]["projection.enabled"] == "true"
+    assert table_input["Parameters"]["projection.dt.type"] == "date"
+    columns = [c["Name"] for c in table_input["StorageDescriptor"]["Columns"]]
+    assert columns[:3] == ["event_id", "time", "received_at"]
+    synth.template.resource_count_is("AWS::Glue::Crawler", 0)  # partition projection, no crawler
+    synth.template.has_resource_properties(
+        "AWS::Athena::WorkGroup",
+        {"WorkGroupConfiguration": Match.object_like({"EnforceWorkGroupConfiguration": True})},
+    )
+    names = {
+        r["Properties"]["Name"] for r in synth.template.find_resources("AWS::Athena::NamedQuery").values()
+    }
+    assert names == {
+        "create-events-deduped-view",
+        "conflicting-event-ids",
+        "deployment-frequency",
+        "change-lead-time",
+        "change-failure-rate",
+        "recovery-time",
+        "rework-rate",
+    }
+    # throwaway stage: the bucket and its objects go with the stack
+    synth.template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Delete"})
+
+
+def test_no_resource_kept_on_delete_has_a_fixed_name(synth: Synthesized) -> None:
+    """A failed first deploy retains what has DeletionPolicy Retain; fixed names would block the retry.
+    (Here, and for prod in test_cdk_variants.)"""
+    for logical_id, resource in synth.template_json()["Resources"].items():
+        if resource.get("DeletionPolicy") == "Retain":
+            properties = resource.get("Properties", {})
+            assert not [p for p in NAME_PROPERTIES if isinstance(properties.get(p), str)], logical_id
 
 
 def test_aggregator_state_table(synth: Synthesized) -> None:
-    synth.template.resource_count_is("AWS::DynamoDB::GlobalTable", 1)
+    synth.template.resource_count_is("AWS::DynamoDB::GlobalTable", 7)  # + 2 x 3 KCL tables
     synth.template.has_resource_properties(
         "AWS::DynamoDB::GlobalTable",
         {
-            "TableName": "devops-metrics-aggregator-state-test",
+            "TableName": Match.absent(),
             "KeySchema": [
                 {"AttributeName": "pk", "KeyType": "HASH"},
                 {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -114,7 +160,7 @@ def test_token_secret_is_generated(synth: Synthesized) -> None:
     synth.template.has_resource_properties(
         "AWS::SecretsManager::Secret",
         {
-            "Name": "DevOpsSecretStoreTest",
+            "Name": Match.absent(),
             "GenerateSecretString": Match.object_like(
                 {"GenerateStringKey": "token", "SecretStringTemplate": "{}", "ExcludePunctuation": True}
             ),
@@ -126,7 +172,7 @@ def test_dead_letter_queue(synth: Synthesized) -> None:
     synth.template.has_resource_properties(
         "AWS::SQS::Queue",
         {
-            "QueueName": "devops-events-dlq-test",
+            "QueueName": Match.absent(),
             "MessageRetentionPeriod": 1209600,
             "SqsManagedSseEnabled": True,
         },
@@ -167,7 +213,8 @@ def test_three_services_from_one_image(synth: Synthesized) -> None:
 
 
 def test_desired_counts_and_fargate_sizes(synth: Synthesized) -> None:
-    for desired in (2, 1, 1):  # gateway, consumer, aggregator defaults
+    # gateway 2; KCL apps: on-demand starts with 4 shards, 4 shards per worker -> 1
+    for desired in (2, 1, 1):
         synth.template.has_resource_properties(
             "AWS::ECS::Service", {"DesiredCount": desired, "LaunchType": "FARGATE"}
         )
@@ -190,14 +237,19 @@ def test_service_configuration(synth: Synthesized) -> None:
     assert gateway["GATEWAY_HOST"] == "0.0.0.0"
     assert gateway["GATEWAY_PORT"] == "8000"
     assert gateway["GATEWAY_WORKERS"] == "1"
+    secret_id = next(
+        e for e in _container(synth, "gateway")["Environment"] if e["Name"] == "SECRET_STORE_NAME"
+    )
+    assert secret_id["Value"]["Ref"].startswith("SecretsToken")  # the secret's ARN: it has no fixed name
     assert "SECRET_STORE_NAME" in gateway
     assert "DEVOPS_STREAM_NAME" in gateway
     assert "AGGREGATOR_STATE_TABLE" in gateway  # GET /metrics
     assert gateway["DEPLOYMENT_FREQ_TIMEFRAME_DAY"] == "30"
     consumer = _env(_container(synth, "consumer"))
     assert consumer["CONSUMER_APPLICATION_NAME"] == "devops-metrics-consumer-test"
-    assert consumer["DEVOPS_DB_NAME"] == "DORAStatsTest"
-    assert consumer["DEVOPS_TABLE_NAME"] == "DORARawEventsTest"
+    assert consumer["RAW_STORE"] == "s3"
+    assert "RAW_EVENTS_DELIVERY_STREAM" in consumer
+    assert "DEVOPS_DB_NAME" not in consumer
     assert consumer["NEW_RELIC_REGION"] == "US"
     assert "DEAD_LETTER_QUEUE_NAME" in consumer
     for kcl_app in (consumer, _env(_container(synth, "aggregator"))):
@@ -212,7 +264,15 @@ def test_service_configuration(synth: Synthesized) -> None:
 def test_new_relic_key_is_injected_into_the_consumer_only(synth: Synthesized) -> None:
     (secret,) = _container(synth, "consumer")["Secrets"]
     assert secret["Name"] == "LOGGER_API_KEY"
-    assert NEW_RELIC_SECRET in json.dumps(secret["ValueFrom"])
+    # the complete ARN (from_secret_name_v2 put a partial one here, which ECS could not resolve)...
+    assert secret["ValueFrom"] == NEW_RELIC_SECRET
+    # ...and the execution role may read exactly that ARN
+    grants = [
+        s
+        for s in _policies_of_role(synth, "ConsumerTaskExecutionRole")
+        if "secretsmanager:GetSecretValue" in s["Action"]
+    ]
+    assert [g["Resource"] for g in grants] == [NEW_RELIC_SECRET]
     for name in ("gateway", "aggregator"):
         assert "Secrets" not in _container(synth, name)
     # no secret value ever appears in the environment
@@ -225,7 +285,7 @@ def test_gateway_behind_load_balancer_with_health_check(synth: Synthesized) -> N
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         {"Scheme": "internet-facing", "Type": "application"},
     )
-    # no certificate given: plain HTTP on 80
+    # a throwaway stage without a certificate: plain HTTP on 80
     synth.template.resource_count_is("AWS::ElasticLoadBalancingV2::Listener", 1)
     synth.template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::Listener", {"Port": 80, "Protocol": "HTTP"}
@@ -237,12 +297,12 @@ def test_gateway_behind_load_balancer_with_health_check(synth: Synthesized) -> N
         ),
     )
     health = _container(synth, "gateway")["HealthCheck"]
-    assert "/healthz" in " ".join(health["Command"])
+    assert health["Command"] == ["CMD", "python", "/usr/local/bin/devops-metrics-healthcheck", "gateway"]
     assert _container(synth, "gateway")["PortMappings"][0]["ContainerPort"] == 8000
 
 
 def test_log_groups_with_retention(synth: Synthesized) -> None:
-    synth.template.resource_count_is("AWS::Logs::LogGroup", 4)  # 3 services + VPC flow log
+    synth.template.resource_count_is("AWS::Logs::LogGroup", 5)  # 3 services, VPC flow log, Firehose
     synth.template.all_resources_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
     for name in ("gateway", "consumer", "aggregator"):
         options = _container(synth, name)["LogConfiguration"]
@@ -256,23 +316,25 @@ def test_gateway_may_write_the_stream_read_the_token_and_read_the_metrics_state_
     statements = _policies_of_role(synth, "GatewayTaskTaskRole")
     actions = _actions(statements)
     assert {"kinesis:PutRecord", "kinesis:PutRecords", "secretsmanager:GetSecretValue"} <= actions
-    assert not {a for a in actions if a.startswith(("kinesis:Get", "timestream:", "sqs:"))}
+    assert "kinesis:DescribeStreamSummary" in actions  # /readyz
+    assert not {a for a in actions if a.startswith(("kinesis:Get", "timestream:", "sqs:", "firehose:"))}
     (state,) = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
     assert sorted(state["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"]
-    assert "StorageAggregatorState" in json.dumps(state["Resource"])  # its ARN, by reference
+    assert "StorageTable" in json.dumps(state["Resource"])  # its ARN, by reference
 
 
 def test_consumer_permissions(synth: Synthesized) -> None:
     statements = _policies_of_role(synth, "ConsumerTaskTaskRole")
     actions = _actions(statements)
     assert {"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"} <= actions
-    assert {"timestream:WriteRecords", "timestream:DescribeEndpoints", "sqs:SendMessage"} <= actions
+    assert {"firehose:PutRecordBatch", "sqs:SendMessage"} <= actions
+    assert not {a for a in actions if a.startswith("timestream:")}
     assert "kinesis:PutRecords" not in actions  # the consumer never writes to the stream
     text = json.dumps(statements)
-    assert "devops-metrics-consumer-test" in text
-    assert "devops-metrics-aggregator-test" not in text
-    write = next(s for s in statements if "timestream:WriteRecords" in s["Action"])
-    assert "Fn::GetAtt" in json.dumps(write["Resource"])  # the table's ARN, not a wildcard
+    assert "ConsumerKcl" in text
+    assert "AggregatorKcl" not in text
+    write = next(s for s in statements if "firehose:PutRecordBatch" in s["Action"])
+    assert "RawEventsDeliveryStream" in json.dumps(write["Resource"])  # the stream's ARN, not a wildcard
 
 
 def test_aggregator_permissions(synth: Synthesized) -> None:
@@ -283,18 +345,92 @@ def test_aggregator_permissions(synth: Synthesized) -> None:
     assert "devops-metrics-aggregator-state-test" not in json.dumps(statements)  # by reference, not name
 
 
-@pytest.mark.parametrize(("role", "app"), [("Consumer", "consumer"), ("Aggregator", "aggregator")])
-def test_kcl_may_manage_only_its_own_metadata_tables(synth: Synthesized, role: str, app: str) -> None:
-    statements = _policies_of_role(synth, f"{role}TaskTaskRole")
-    text = json.dumps(statements)
+@pytest.mark.parametrize("app", ["consumer", "aggregator"])
+def test_kcl_tables_are_cloudformations_with_the_kcl_key_schemas(synth: Synthesized, app: str) -> None:
     name = f"devops-metrics-{app}-test"
-    for table in (name, f"{name}-CoordinatorState", f"{name}-WorkerMetricStats"):
-        assert f"table/{table}" in text
-    lease = next(s for s in statements if "dynamodb:UpdateTable" in s["Action"])
-    assert "dynamodb:CreateTable" in lease["Action"]
-    assert json.dumps(lease["Resource"]).endswith(f'table/{name}"]]}}')
+    expected = {
+        name: [{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        f"{name}-CoordinatorState": [{"AttributeName": "key", "KeyType": "HASH"}],
+        f"{name}-WorkerMetricStats": [{"AttributeName": "wid", "KeyType": "HASH"}],
+    }
+    tables = {
+        r["Properties"]["TableName"]: r
+        for r in synth.template_json()["Resources"].values()
+        if r["Type"] == "AWS::DynamoDB::GlobalTable" and r["Properties"].get("TableName", "").startswith(name)
+    }
+    assert set(tables) == set(expected)
+    for table_name, key_schema in expected.items():
+        table = tables[table_name]
+        assert table["Properties"]["KeySchema"] == key_schema
+        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+        # deleted with the stack, rollback included: destroy leaves nothing, a redeploy starts fresh
+        assert table["DeletionPolicy"] == "Delete"
+    (index,) = tables[name]["Properties"]["GlobalSecondaryIndexes"]
+    assert index == {
+        "IndexName": "LeaseOwnerToLeaseKeyIndex",
+        "KeySchema": [
+            {"AttributeName": "leaseOwner", "KeyType": "HASH"},
+            {"AttributeName": "leaseKey", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+
+
+@pytest.mark.parametrize(("role", "app"), [("Consumer", "consumer"), ("Aggregator", "aggregator")])
+def test_kcl_may_use_only_its_own_tables_and_create_none(synth: Synthesized, role: str, app: str) -> None:
+    statements = _policies_of_role(synth, f"{role}TaskTaskRole")
+    actions = _actions(statements)
+    assert not {"dynamodb:CreateTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable"} & actions
+    assert any(
+        f"{role}Kcl" in json.dumps(s["Resource"]) for s in statements if "dynamodb:UpdateItem" in s["Action"]
+    )
+    assert {"Aggregator": "ConsumerKcl", "Consumer": "AggregatorKcl"}[role] not in json.dumps(statements)
     metrics = next(s for s in statements if s["Action"] == "cloudwatch:PutMetricData")
-    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": name}}
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": f"devops-metrics-{app}-test"}}
+
+
+def test_kcl_services_stop_before_their_tables_go(synth: Synthesized) -> None:
+    resources = synth.template_json()["Resources"]
+    for app in ("Consumer", "Aggregator"):
+        (service,) = [
+            r
+            for k, r in resources.items()
+            if r["Type"] == "AWS::ECS::Service" and k.startswith(f"Services{app}")
+        ]
+        assert any(f"{app}Kcl" in dependency for dependency in service["DependsOn"])
+
+
+def test_every_service_has_a_health_check(synth: Synthesized) -> None:
+    for name in ("gateway", "consumer", "aggregator"):
+        health = _container(synth, name)["HealthCheck"]
+        assert health["Command"] == ["CMD", "python", "/usr/local/bin/devops-metrics-healthcheck", name]
+
+
+def test_autoscaling(synth: Synthesized) -> None:
+    targets = synth.template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    bounds = sorted(
+        (t["Properties"]["MinCapacity"], t["Properties"]["MaxCapacity"]) for t in targets.values()
+    )
+    assert bounds == [(1, 4), (1, 4), (2, 10)]  # KCL apps: 1 per 4 shards, up to 1 per shard; gateway
+    policies = synth.template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    metrics = sorted(
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]
+        for p in policies.values()
+    )
+    assert metrics == [
+        "ALBRequestCountPerTarget",
+        "ECSServiceAverageCPUUtilization",
+        "ECSServiceAverageCPUUtilization",
+        "ECSServiceAverageCPUUtilization",
+    ]
+
+
+def test_tasks_reach_aws_through_nat_and_free_gateway_endpoints(synth: Synthesized) -> None:
+    synth.template.resource_count_is("AWS::EC2::NatGateway", 1)
+    endpoints = synth.template.find_resources("AWS::EC2::VPCEndpoint")
+    assert sorted(e["Properties"]["VpcEndpointType"] for e in endpoints.values()) == ["Gateway", "Gateway"]
 
 
 def test_no_wildcard_resource_where_an_arn_exists(synth: Synthesized) -> None:
@@ -309,9 +445,9 @@ def test_no_wildcard_resource_where_an_arn_exists(synth: Synthesized) -> None:
 
 
 def test_alarms(synth: Synthesized) -> None:
-    synth.template.resource_count_is("AWS::CloudWatch::Alarm", 5)
+    synth.template.resource_count_is("AWS::CloudWatch::Alarm", 6)
     for app in ("devops-metrics-consumer-test", "devops-metrics-aggregator-test"):
-        query = f"SELECT MAX(MillisBehindLatest) FROM \"{app}\" WHERE Operation = 'ProcessTask'"  # noqa: S608
+        query = f"SELECT MAX(MillisBehindLatest) FROM \"{app}\" WHERE Operation = 'ProcessTask'"
         synth.template.has_resource_properties(
             "AWS::CloudWatch::Alarm",
             {
@@ -338,9 +474,20 @@ def test_alarms(synth: Synthesized) -> None:
         {
             "Threshold": 5,
             "Metrics": Match.array_with(
-                [Match.object_like({"Expression": "100 * (target5xx + elb5xx) / MAX([requests, 1])"})]
+                [
+                    Match.object_like(
+                        {
+                            "Expression": "100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) "
+                            "/ MAX([FILL(requests, 0), 1])"
+                        }
+                    )
+                ]
             ),
         },
+    )
+    synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "HealthyHostCount", "Threshold": 1, "TreatMissingData": "breaching"},
     )
     # every alarm pages through the topic
     synth.template.all_resources_properties(
@@ -383,7 +530,8 @@ def test_every_acknowledgment_has_a_reason(synth: Synthesized) -> None:
         "AwsSolutions-ELB2",
         "AwsSolutions-SMG4",
         "AwsSolutions-SQS3",
-        "AwsSolutions-TS3",
+        "AwsSolutions-S1",
+        "AwsSolutions-DDB3",
     }
     for key, reason in nag.items():
         assert len(reason) >= 60, key
