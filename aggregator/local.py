@@ -1,19 +1,10 @@
-"""Running the aggregator beside the gateway (``make run``) and in tests.
-
-Two drivers for the same processor: ``local`` (default) reads the shards in-process with
-``devops_core.kcl.LocalKclDriver`` (no Java), ``daemon`` starts ``python -m aggregator``, i.e. the
-real KCL MultiLangDaemon, as a child process. Either way the aggregator keeps its KCL checkpoints in
-its own lease table (``AGGREGATOR_APPLICATION_NAME``), apart from the consumer's.
-"""
+"""The aggregator on the in-process KCL driver (a development harness: ``make run`` and tests;
+production runs the KCL MultiLangDaemon, docs/kcl.md). It keeps its KCL checkpoints in its own lease
+table (``AGGREGATOR_APPLICATION_NAME``), apart from the consumer's."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
-import os
-import subprocess
-import sys
 import threading
 
 from aggregator.app import PeriodicEmitter, build_aggregator, build_processor
@@ -21,7 +12,7 @@ from devops_core.kcl import LocalKclDriver
 from devops_core.kcl.processor import StreamProcessor
 from devops_core.settings import Settings
 
-__all__ = ["AggregatorWorker", "LocalAggregator"]
+__all__ = ["LocalAggregator"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,47 +49,3 @@ class LocalAggregator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class AggregatorWorker:
-    """Registered in devstack.workers.all_workers(); started by ``make run``."""
-
-    name = "aggregator"
-
-    def __init__(self) -> None:
-        self._local: LocalAggregator | None = None
-        self._daemon: subprocess.Popen[bytes] | None = None
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--aggregator-driver",
-            choices=["local", "daemon", "off"],
-            default="local",
-            help="how the aggregator reads the stream: in-process (local), the KCL MultiLangDaemon "
-            "(daemon, needs Java) or not at all (default: %(default)s)",
-        )
-
-    def enabled(self, args: argparse.Namespace) -> bool:
-        return bool(args.aggregator_driver != "off")
-
-    async def start(self, args: argparse.Namespace, settings: Settings) -> None:
-        if args.aggregator_driver == "daemon":
-            # The child inherits AWS_ENDPOINT_URL and credentials, so the JVM uses the same emulator.
-            command = [sys.executable, "-m", "aggregator"]
-            self._daemon = await asyncio.to_thread(subprocess.Popen, command, env=dict(os.environ))
-            logger.info("aggregator started", extra={"driver": "daemon", "pid": self._daemon.pid})
-            return
-        self._local = LocalAggregator(settings)
-        await asyncio.to_thread(self._local.start)
-        logger.info("aggregator started", extra={"driver": "local"})
-
-    async def stop(self) -> None:
-        if self._local is not None:
-            await asyncio.to_thread(self._local.stop)
-        if self._daemon is not None and self._daemon.poll() is None:
-            self._daemon.terminate()  # forwarded to the JVM, whose shutdown hook checkpoints
-            try:
-                await asyncio.to_thread(self._daemon.wait, 40)
-            except subprocess.TimeoutExpired:
-                logger.error("aggregator daemon did not stop in time; killing it")
-                self._daemon.kill()

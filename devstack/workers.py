@@ -1,4 +1,6 @@
-"""Background workers that ``make run`` starts beside the gateway (consumer, aggregator).
+"""Background workers that ``make run`` starts beside the gateway (consumer, aggregator): the
+devstack's adapters over the applications' in-process runners and daemons (devstack depends on them,
+never the other way round).
 
 Each worker can add its own command-line options; it is started after the resources exist and
 stopped (checkpointing) after the gateway has drained and before the emulator goes away.
@@ -7,11 +9,23 @@ stopped (checkpointing) after the gateway has drained and before the emulator go
 from __future__ import annotations
 
 import argparse
-from typing import Protocol
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import SecretStr
 
 from devops_core.settings import Settings
 
-__all__ = ["Worker", "all_workers"]
+__all__ = ["AggregatorWorker", "ConsumerWorker", "Worker", "all_workers"]
+
+logger = logging.getLogger(__name__)
+
+STANDIN_API_KEY = "local-standin-key"
 
 
 class Worker(Protocol):
@@ -27,14 +41,128 @@ class Worker(Protocol):
 
 
 def all_workers() -> list[Worker]:
-    """Imported lazily so that the gateway alone never pulls in worker code."""
-    workers: list[Worker] = []
-    # Each worker package appends its own line here, e.g.:
-    #   from consumer.local import ConsumerWorker; workers.append(ConsumerWorker())
-    from aggregator.local import AggregatorWorker
-    from consumer.local import ConsumerWorker
-
     # The consumer first: workers stop in reverse order, so the aggregator's last emits still get stored.
-    workers.append(ConsumerWorker())
-    workers.append(AggregatorWorker())
-    return workers
+    return [ConsumerWorker(), AggregatorWorker()]
+
+
+class ConsumerWorker:
+    name = "consumer"
+
+    def __init__(self) -> None:
+        self._local: Any = None  # consumer.local.LocalConsumer, imported when started
+        self._daemon: Any = None
+        self._standin: web.AppRunner | None = None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("consumer")
+        group.add_argument(
+            "--consumer-driver",
+            choices=["local", "daemon"],
+            default="local",
+            help="run the consumer in-process (local, default) or under the KCL MultiLangDaemon (Java)",
+        )
+        group.add_argument("--no-consumer", action="store_true", help="do not run the consumer")
+        group.add_argument(
+            "--newrelic-standin",
+            action="store_true",
+            help="start the local New Relic Log API stand-in and send logs there "
+            "(sets NEW_RELIC_LOG_ENDPOINT and a dummy LOGGER_API_KEY when they are unset)",
+        )
+
+    def enabled(self, args: argparse.Namespace) -> bool:
+        return not args.no_consumer
+
+    async def start(self, args: argparse.Namespace, settings: Settings) -> None:
+        if args.newrelic_standin:
+            settings = await self._start_standin(args, settings)
+        if args.consumer_driver == "daemon":
+            self._daemon = await asyncio.to_thread(_start_daemon, settings)
+        else:
+            from consumer.local import LocalConsumer  # lazily: the gateway alone never loads it
+
+            self._local = LocalConsumer(settings)
+            await asyncio.to_thread(self._local.start)
+
+    async def stop(self) -> None:
+        if self._local is not None:
+            await asyncio.to_thread(self._local.stop)
+        if self._daemon is not None:
+            await asyncio.to_thread(self._daemon.stop)
+        if self._standin is not None:
+            await self._standin.cleanup()
+
+    async def _start_standin(self, args: argparse.Namespace, settings: Settings) -> Settings:
+        from devstack.emulator import free_port
+        from devstack.newrelic_standin import LOG_PATH, start_standin  # lazily: only with the flag
+
+        host = getattr(args, "host", "127.0.0.1")
+        port = free_port(host)
+        self._standin = await start_standin(host, port)
+        url = f"http://{host}:{port}"
+        update: dict[str, Any] = {}
+        # Child processes (the daemon's KCL processes) read the same variables.
+        if not settings.new_relic_log_endpoint:
+            os.environ["NEW_RELIC_LOG_ENDPOINT"] = update["new_relic_log_endpoint"] = url + LOG_PATH
+        if settings.logger_api_key is None:
+            os.environ["LOGGER_API_KEY"] = STANDIN_API_KEY
+            update["logger_api_key"] = SecretStr(STANDIN_API_KEY)
+        print(f"  New Relic stand-in: {url} (received logs: {url}/__standin__/logs)", flush=True)
+        return settings.model_copy(update=update)
+
+
+def _start_daemon(settings: Settings) -> Any:
+    """The daemon child reads settings from the environment: pass the ones make run decided."""
+    from consumer.daemon import start_consumer_daemon
+
+    env = dict(os.environ)
+    env.setdefault("DEVOPS_STREAM_NAME", settings.devops_stream_name)
+    env.setdefault("CONSUMER_APPLICATION_NAME", settings.consumer_application_name)
+    env.setdefault("KCL_SHARD_SYNC_INTERVAL_MILLIS", "5000")
+    env.setdefault("KCL_IDLE_TIME_BETWEEN_READS_MILLIS", "200")
+    return start_consumer_daemon(args=["--worker-id", "make-run-consumer", "--log-level", "WARN"], env=env)
+
+
+class AggregatorWorker:
+    """Registered in devstack.workers.all_workers(); started by ``make run``."""
+
+    name = "aggregator"
+
+    def __init__(self) -> None:
+        self._local: Any = None  # aggregator.local.LocalAggregator, imported when started
+        self._daemon: subprocess.Popen[bytes] | None = None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--aggregator-driver",
+            choices=["local", "daemon", "off"],
+            default="local",
+            help="how the aggregator reads the stream: in-process (local), the KCL MultiLangDaemon "
+            "(daemon, needs Java) or not at all (default: %(default)s)",
+        )
+
+    def enabled(self, args: argparse.Namespace) -> bool:
+        return bool(args.aggregator_driver != "off")
+
+    async def start(self, args: argparse.Namespace, settings: Settings) -> None:
+        if args.aggregator_driver == "daemon":
+            # The child inherits AWS_ENDPOINT_URL and credentials, so the JVM uses the same emulator.
+            command = [sys.executable, "-m", "aggregator"]
+            self._daemon = await asyncio.to_thread(subprocess.Popen, command, env=dict(os.environ))
+            logger.info("aggregator started", extra={"driver": "daemon", "pid": self._daemon.pid})
+            return
+        from aggregator.local import LocalAggregator  # lazily: the gateway alone never loads it
+
+        self._local = LocalAggregator(settings)
+        await asyncio.to_thread(self._local.start)
+        logger.info("aggregator started", extra={"driver": "local"})
+
+    async def stop(self) -> None:
+        if self._local is not None:
+            await asyncio.to_thread(self._local.stop)
+        if self._daemon is not None and self._daemon.poll() is None:
+            self._daemon.terminate()  # forwarded to the JVM, whose shutdown hook checkpoints
+            try:
+                await asyncio.to_thread(self._daemon.wait, 40)
+            except subprocess.TimeoutExpired:
+                logger.error("aggregator daemon did not stop in time; killing it")
+                self._daemon.kill()
