@@ -135,10 +135,12 @@ def test_every_command_exists_and_starts(command: str) -> None:
 
 
 def _get(url: str) -> int:
+    """The status, or 0 while the server is not answering yet (refused, reset, or slower than the
+    probe's timeout while its workers start on a busy machine: the caller's deadline decides)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status
-    except (urllib.error.URLError, ConnectionError):
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
         return 0
 
 
