@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from devops_core.dora.model import DayFacts, FactKey
-from devops_core.metrics_store import Keys, encode_facts
+from devops_core.metrics_store import Keys, OpenFailure, encode_facts
 from devops_core.retry import Backoff
 
 __all__ = ["FactsWriter"]
@@ -88,14 +88,9 @@ class FactsWriter:
             ExpressionAttributeValues=values,
         )
 
-    def write_open_failures(
-        self, repo: str, failures: Iterable[tuple[datetime, FactKey]], version: int
-    ) -> bool:
-        """The repo's failures not ended (yet), by start and key: what "open now" is read from."""
-        items = sorted(
-            [start.astimezone(UTC).isoformat(timespec="milliseconds"), key.encode()]
-            for start, key in failures
-        )
+    def write_open_failures(self, repo: str, failures: Iterable[OpenFailure], version: int) -> bool:
+        """The repo's failures not ended (yet): what "open now" is read from."""
+        items = sorted(failure.encode() for failure in failures)
         return self._conditional(
             Key={"pk": {"S": Keys.REPOS}, "sk": {"S": repo}},
             UpdateExpression="SET #open = :open, #ov = :v",

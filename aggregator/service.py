@@ -25,7 +25,7 @@ from devops_core.dora.model import DayFacts, DoraConfig, FactKey, day_of
 from devops_core.dora.summary import METRIC_EVENTS
 from devops_core.events import MAX_FUTURE_SKEW, MAX_METADATA_BYTES, REPO_ALL, DevOpsEvent, EventType
 from devops_core.metrics_read import ReadModel, Scope
-from devops_core.metrics_store import MetricsStore, RepoInfo
+from devops_core.metrics_store import MetricsStore, OpenFailure, RepoInfo
 
 __all__ = ["METRIC_EVENTS", "SOURCE", "Aggregator", "HandleOutcome", "metric_event_id"]
 
@@ -190,13 +190,12 @@ class Aggregator:
         if any(key.team or key.service != repo or key.environment for key in keys):
             self._facts.index(repo, keys)
         still_open = [
-            (f.start, history.key(f.event))
+            OpenFailure(f.start, history.key(f.event), f.event.event_id)
             for history in histories
             for f in history.failures
             if f.end is None
         ]
-        known_open = set(info.open) if info else set()
-        if set(still_open) != known_open:
+        if set(still_open) != set(info.open if info else ()):
             self._facts.write_open_failures(repo, still_open, version)
             changed += 0 if changed else 1  # the open count is part of what readers see
         return (last_day - first_day).days + 1, changed

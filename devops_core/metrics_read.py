@@ -118,8 +118,10 @@ class ReadModel:
             if info is not None:
                 count += sum(
                     1
-                    for start, key in info.open
-                    if oldest <= start <= now and key.environment == environment and belongs(key)
+                    for failure in info.open
+                    if oldest <= failure.start <= now
+                    and failure.key.environment == environment
+                    and belongs(failure.key)
                 )
         return count
 

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from devops_core.dora.model import DayFacts, FactKey
@@ -44,6 +44,7 @@ __all__ = [
     "MAX_BATCH_GET",
     "Keys",
     "MetricsStore",
+    "OpenFailure",
     "RepoInfo",
 ]
 
@@ -104,11 +105,33 @@ class Keys:
 
 
 @dataclass(frozen=True)
+class OpenFailure:
+    """A failure not ended as of its repo's last derivation (the event that started it identifies it:
+    two failures can share a start and a key)."""
+
+    start: datetime
+    key: FactKey
+    event_id: str
+
+    def encode(self) -> list[str]:
+        return [
+            self.start.astimezone(UTC).isoformat(timespec="milliseconds"),
+            self.key.encode(),
+            self.event_id,
+        ]
+
+    @classmethod
+    def decode(cls, item: list[str]) -> OpenFailure:
+        start, key, event_id = item
+        return cls(datetime.fromisoformat(start), FactKey.decode(key), event_id)
+
+
+@dataclass(frozen=True)
 class RepoInfo:
     repo: str
     version: int  # of the repo's event log (bumped by every append of new events)
     days: frozenset[date]  # days with stored events
-    open: tuple[tuple[datetime, FactKey], ...] = ()  # failures not ended, as of the last derivation
+    open: tuple[OpenFailure, ...] = ()  # failures not ended, as of the last derivation
 
     @property
     def last_day(self) -> date | None:
@@ -117,10 +140,7 @@ class RepoInfo:
 
 def _repo_info(item: dict[str, Any]) -> RepoInfo:
     days = frozenset(date.fromisoformat(day) for day in item.get("days", {}).get("SS", []))
-    opened = tuple(
-        (datetime.fromisoformat(start), FactKey.decode(key))
-        for start, key in json.loads(item.get("open", {}).get("S", "[]"))
-    )
+    opened = tuple(OpenFailure.decode(entry) for entry in json.loads(item.get("open", {}).get("S", "[]")))
     return RepoInfo(item["sk"]["S"], int(item.get("v", {}).get("N", "0")), days, opened)
 
 

@@ -28,24 +28,42 @@ class Reference:
     recovery: list[float]
     open_now: int
 
-    def values(self) -> dict[str, Any]:
-        """The numbers summarize() reports, for comparison."""
-
-        def median(values: list[float]) -> float | None:
-            return round(statistics.median(values), 6) if values else None
-
+    def numbers(self) -> dict[str, Any]:
+        """What the reference computes, in the terms of ``observed`` below."""
         return {
             "deploys": self.deploys,
             "failed_deploys": self.failed_deploys,
             "change_failures": self.change_failures,
             "rework": self.rework,
             "other_deploys": self.other_deploys,
-            "lead": sorted(self.lead),
-            "lead_median": median(self.lead),
-            "recovery": sorted(self.recovery),
-            "recovery_median": median(self.recovery),
+            "lead_samples": len(self.lead),
+            "lead_median": round(statistics.median(self.lead), 6) if self.lead else None,
+            "recovery_samples": len(self.recovery),
+            "recovery_median": round(statistics.median(self.recovery), 6) if self.recovery else None,
             "open_now": self.open_now,
         }
+
+
+def observed(result: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The same numbers, read from what summarize() (devops_core.dora) reports."""
+    freq, lead, cfr = (
+        result["calc_deployment_freq"],
+        result["calc_lead_time"],
+        result["calc_change_failure_rate"],
+    )
+    recovery, rework = result["calc_recovery_time"], result["calc_rework_rate"]
+    return {
+        "deploys": freq["count"],
+        "failed_deploys": freq["failed"],
+        "change_failures": cfr["failures"],
+        "rework": rework["rework"],
+        "other_deploys": freq["other_environments"],
+        "lead_samples": lead["samples"],
+        "lead_median": lead["median_s"],
+        "recovery_samples": recovery["samples"],
+        "recovery_median": recovery["median_s"],
+        "open_now": recovery["open_failures"],
+    }
 
 
 def reference(

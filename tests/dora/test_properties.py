@@ -11,52 +11,17 @@ from hypothesis import strategies as st
 from devops_core.dora import DoraConfig, Window, metrics
 from devops_core.events import DevOpsEvent
 from tests.dora.histories import NOW, histories
-from tests.dora.reference import reference
+from tests.dora.reference import observed, reference
 
 WINDOWS = (7, 30, 90)
-
-
-def observed(result: dict[str, dict[str, object]]) -> dict[str, object]:
-    """What the reference computes, read from summarize()'s output."""
-    freq, lead = result["calc_deployment_freq"], result["calc_lead_time"]
-    cfr, rec, rework = (
-        result["calc_change_failure_rate"],
-        result["calc_recovery_time"],
-        result["calc_rework_rate"],
-    )
-    return {
-        "deploys": freq["count"],
-        "failed_deploys": freq["failed"],
-        "change_failures": cfr["failures"],
-        "rework": rework["rework"],
-        "other_deploys": freq["other_environments"],
-        "lead_samples": lead["samples"],
-        "lead_median": lead["median_s"],
-        "recovery_samples": rec["samples"],
-        "recovery_median": rec["median_s"],
-        "open_now": rec["open_failures"],
-    }
 
 
 def expected(
     events: list[DevOpsEvent], days: int, lookback_days: int, environment: str | None = None
 ) -> dict[str, object]:
     window = Window.ending_at(NOW, days)
-    ref = reference(
-        events, window.first_day, window.last_day, NOW, lookback_days=lookback_days, environment=environment
-    ).values()
-    return {
-        "deploys": ref["deploys"],
-        "failed_deploys": ref["failed_deploys"],
-        "change_failures": ref["change_failures"],
-        "rework": ref["rework"],
-        "other_deploys": ref["other_deploys"],
-        "lead_samples": len(ref["lead"]),
-        "lead_median": ref["lead_median"],
-        "recovery_samples": len(ref["recovery"]),
-        "recovery_median": ref["recovery_median"],
-        "open_now": ref["open_now"],
-    }
+    first, last = window.first_day, window.last_day
+    return reference(events, first, last, NOW, lookback_days=lookback_days, environment=environment).numbers()
 
 
 @settings(max_examples=300, deadline=None)
