@@ -232,12 +232,12 @@ def build_history(
                 head = shipped[-1]["sha"]
                 base = {**scope, "environment": "production", "sha": head, "deployment_id": deployment_id}
                 fails = rng.random() < p.failure_rate
-                if forced:
-                    fails, forced = True, False
+                was_forced, forced = forced, False
+                fails = fails or was_forced
                 if fails:
                     # A failed deployment ships nothing; how it ends depends on the team's habits.
                     failed = {**base, "event": "deploy", "outcome": "failure"}
-                    if p.remediation == "hotfix" and rng.random() < 0.3:
+                    if p.remediation == "hotfix" and (was_forced or rng.random() < 0.3):
                         failed = {**base, "event": "deploy_failed"}  # the seed service's name for it
                     add(deployed, failed)
                     ended = deployed + timedelta(minutes=rng.randint(*p.recovery_minutes))
