@@ -4,11 +4,16 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint audit format bench clean help system-tools lock image-test image-tools
+.PHONY: run demo inspect test lint audit format bench clean help system-tools lock image-test image-tools
 
 help:
-	@echo "make run    - start emulator, gateway, consumer and aggregator on 127.0.0.1 (Ctrl-C stops all)"
+	@echo "make run    - start emulator, gateway, consumer and aggregator on 127.0.0.1 (Ctrl-C stops all;"
+	@echo "              data is kept in .devstack/; make run ARGS=--clean wipes it; ARGS=--help: options)"
+	@echo "make demo   - load 35 days of realistic history into the running stack (ARGS=--help: options)"
+	@echo "make inspect - tables of the stream, stored rows, metrics and dead letters of the running stack"
 	@echo "make test   - lint, audit dependencies and run the whole test suite"
 	@echo "make audit  - pip-audit of the installed .venv (known vulnerabilities, via PyPI)"
 	@echo "make bench  - run the benchmarks under bench/ and print their numbers"
@@ -17,24 +22,43 @@ help:
 	@echo "make image-test - build the container image with buildah and run its entry points (after make test)"
 
 # Installs exactly the locked versions (hash-checked), then the project itself without resolving again.
+# dev.txt holds every version of run.txt, so a test install also serves make run.
 $(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --require-hashes -r requirements/dev.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $(STAMP) $(RUN_STAMP)
 
-# requirements/dev.txt (make test / make run) and requirements/runtime.txt (the image, a subset of the
-# same versions), universal for Python 3.11, with hashes. Run after changing dependencies in pyproject.
+# make run / demo / inspect install only requirements/run.txt: the runtime plus the emulator (no test
+# tools, no CDK, no browser driver). A second call finds the stamp and installs nothing.
+$(RUN_STAMP): pyproject.toml requirements/run.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --require-hashes -r requirements/run.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $(RUN_STAMP)
+
+# requirements/dev.txt (make test), requirements/run.txt (make run) and requirements/runtime.txt (the
+# image); the last two are subsets with the same versions as dev.txt, universal for Python 3.11, with
+# hashes. Run after changing dependencies in pyproject.
 lock: $(STAMP)
 	$(PY) -m pip install --quiet "uv>=0.5"
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	  --generate-hashes --no-header -q -o requirements/dev.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	  --generate-hashes --no-header -q -c requirements/dev.txt -o requirements/runtime.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra run --universal --python-version 3.11 \
+	  --generate-hashes --no-header -q -c requirements/dev.txt -o requirements/run.txt
 
-run: $(STAMP)
+# Local state (emulator snapshot, token, KCL checkpoints) lives in .devstack/ (git-ignored).
+run: $(RUN_STAMP)
 	$(PY) -m devstack $(ARGS)
+
+demo: $(RUN_STAMP)
+	$(PY) -m devstack.demo $(ARGS)
+
+inspect: $(RUN_STAMP)
+	$(PY) -m devstack.inspect $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,12 +4,18 @@ moto's own server (werkzeug) speaks HTTP/1.1 only, but the KCL's Kinesis client 
 hypercorn serves HTTP/1.1 and cleartext HTTP/2 (h2c) on one port, so boto3 and the real
 MultiLangDaemon can share one emulator. Run embedded (``Emulator().start()``, a background thread)
 or standalone (``python -m devstack.emulator --port 4566``).
+
+The listening socket is bound before anything else happens, by us: a port already in use is a clear
+``PortInUseError``, never a silent attach to whatever else answers there. ``make run`` passes a
+snapshot path (devstack/snapshot.py): the emulator's state is loaded from it before serving and saved
+to it on ``save_snapshot()``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import signal
@@ -18,13 +24,48 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Emulator", "free_port", "wait_for_http"]
+from devstack.snapshot import RequestGate, SnapshotInfo, is_mutating, load_backends, save_backends
+
+__all__ = ["Emulator", "PortInUseError", "bind_listener", "free_port", "wait_for_http"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_BODY = 64 * 1024 * 1024
+
+
+class PortInUseError(OSError):
+    """The address is taken by another process (or cannot be bound at all)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"{host}:{port} {reason}")
+        self.host = host
+        self.port = port
+        self.reason = reason
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0 = any free port), or PortInUseError saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise PortInUseError(host, port, f"cannot be resolved ({error.strerror})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As asyncio's servers do: lets a restarted stack reuse a port in TIME_WAIT, never a listening one.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        in_use = error.errno == errno.EADDRINUSE
+        reason = "is already in use" if in_use else f"cannot be bound ({error.strerror})"
+        raise PortInUseError(host, port, reason) from None
+    sock.setblocking(False)
+    return sock
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,6 +90,18 @@ _DYNAMODB_WRITES = frozenset(
     f"DynamoDB_20120810.{action}"
     for action in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 )
+
+
+class _Gated:
+    """Every request passes the snapshot gate (devstack/snapshot.py)."""
+
+    def __init__(self, app: Any, gate: RequestGate) -> None:
+        self._app = app
+        self._gate = gate
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._gate.request(is_mutating(environ)):
+            return self._app(environ, start_response)
 
 
 class _SerializedWrites:
@@ -183,45 +236,88 @@ def _partition_queries() -> None:
     Table.query = partition_query  # type: ignore[method-assign]
 
 
-def _moto_app() -> Any:
+_patched = False
+
+
+def _patch_moto() -> None:
+    global _patched
+    if not _patched:
+        _constant_time_kinesis_puts()
+        _item_level_transaction_rollback()
+        _partition_queries()
+        _patched = True
+
+
+def _moto_app(gate: RequestGate | None = None) -> Any:
     from hypercorn.middleware import AsyncioWSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    _constant_time_kinesis_puts()
-    _item_level_transaction_rollback()
-    _partition_queries()
-    app = _SerializedWrites(DomainDispatcherApplication(create_backend_app))
+    _patch_moto()
+    app: Any = _SerializedWrites(DomainDispatcherApplication(create_backend_app))
+    if gate is not None:
+        app = _Gated(app, gate)
     return AsyncioWSGIMiddleware(app, max_body_size=_MAX_BODY)
 
 
-async def serve(host: str, port: int, shutdown: asyncio.Event) -> None:
+async def serve(sock: socket.socket, shutdown: asyncio.Event, gate: RequestGate | None = None) -> None:
+    """Serve moto on an already bound, listening socket (see bind_listener) until ``shutdown`` is set."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
     config = Config()
-    config.bind = [f"{host}:{port}"]
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns the descriptor from here on
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 256
-    await hypercorn_serve(_moto_app(), config, shutdown_trigger=shutdown.wait)
+    await hypercorn_serve(_moto_app(gate), config, shutdown_trigger=shutdown.wait)
 
 
 class Emulator:
-    """moto + hypercorn on a background thread with its own event loop."""
+    """moto + hypercorn on a background thread with its own event loop.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 4566) -> None:
+    ``sock``: a listening socket from ``bind_listener`` (then host/port are read from it); without one,
+    ``start()`` binds host:port itself and raises PortInUseError when it is taken. ``snapshot``: a
+    file the state is loaded from before serving (if it exists) and saved to by ``save_snapshot()``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 4566,
+        *,
+        sock: socket.socket | None = None,
+        snapshot: Path | None = None,
+    ) -> None:
+        self._sock = sock
+        if sock is not None:
+            host, port = sock.getsockname()[:2]
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port
+        self.snapshot = snapshot
+        self.restored: SnapshotInfo | None = None
+        self.gate = RequestGate()
+        self._saved_changes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Emulator:
+        sock = self._sock or bind_listener(self.host, self.port)
+        self._sock = None
+        self.host, self.port = sock.getsockname()[:2]
+        try:
+            if self.snapshot is not None:
+                _patch_moto()
+                self.restored = load_backends(self.snapshot)
+        except BaseException:
+            sock.close()
+            raise
         ready = threading.Event()
 
         def run() -> None:
@@ -229,14 +325,38 @@ class Emulator:
             asyncio.set_event_loop(self._loop)
             self._shutdown = asyncio.Event()
             ready.set()
-            self._loop.run_until_complete(serve(self.host, self.port, self._shutdown))
-            self._loop.close()
+            try:
+                self._loop.run_until_complete(serve(sock, self._shutdown, self.gate))
+            except BaseException as error:  # reported by start() / stop(), never lost
+                self._failure = error
+                logger.exception("the emulator stopped with an error")
+            finally:
+                self._loop.close()
 
         self._thread = threading.Thread(target=run, name="aws-emulator", daemon=True)
         self._thread.start()
         ready.wait(timeout)
         wait_for_http(f"{self.url}/moto-api/", timeout)
+        if self._failure is not None or not self._thread.is_alive():
+            raise RuntimeError(f"the emulator on {self.url} failed to start: {self._failure!r}")
+        self._saved_changes = self.gate.changes
         return self
+
+    def save_snapshot(self, timeout: float = 10.0, *, only_if_changed: bool = False) -> SnapshotInfo | None:
+        """Save the whole state to ``snapshot`` while no request is inside moto. None: nothing to do
+        (no snapshot file configured, nothing changed, or requests did not finish within ``timeout``)."""
+        if self.snapshot is None:
+            return None
+        if only_if_changed and self.gate.changes == self._saved_changes:
+            return None
+        with self.gate.paused(timeout) as quiet:
+            if not quiet:
+                logger.warning("emulator snapshot skipped: requests still running", extra={"wait": timeout})
+                return None
+            changes = self.gate.changes
+            info = save_backends(self.snapshot)
+        self._saved_changes = changes
+        return info
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._loop and self._shutdown and self._thread and self._thread.is_alive():
@@ -258,14 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
     args = parser.parse_args(argv)
-    port = args.port or free_port(args.host)
+    try:
+        sock = bind_listener(args.host, args.port)
+    except PortInUseError as error:
+        message = f"port {error.port} on {error.host} {error.reason}; pick another with --port"
+        parser.exit(2, f"{parser.prog}: {message}\n")
+    port = sock.getsockname()[1]
 
     async def run() -> None:
         shutdown = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, shutdown.set)
-        task = asyncio.create_task(serve(args.host, port, shutdown))
+        task = asyncio.create_task(serve(sock, shutdown))
         await asyncio.to_thread(wait_for_http, f"http://{args.host}:{port}/moto-api/")
         # One JSON line on stdout tells a parent process where we are.
         print(json.dumps({"ready": True, "url": f"http://{args.host}:{port}"}), flush=True)

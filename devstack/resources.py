@@ -86,6 +86,13 @@ def _ensure_timestream(settings: Settings) -> None:
             timestream.create_database(DatabaseName=settings.devops_db_name)
         except ClientError as create_error:
             _ignore_exists(create_error, "ConflictException")
+    # Look before creating here too: moto's CreateTable replaces an existing table and its records (a
+    # make run restart keeps the emulator's data, devstack/snapshot.py).
+    try:
+        timestream.describe_table(DatabaseName=settings.devops_db_name, TableName=settings.devops_table_name)
+        return
+    except ClientError as error:
+        _ignore_exists(error, "ResourceNotFoundException")
     try:
         timestream.create_table(
             DatabaseName=settings.devops_db_name,

@@ -27,7 +27,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/dashboard"})
+# "/" only redirects to the dashboard page (producer/dashboard).
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/dashboard"})
 # Public path prefixes (static files only). A path matches only in normalised form, so no
 # "..", "." or "//" segment can step from a public prefix to a protected route.
 PUBLIC_PREFIXES = ("/dashboard/static/",)

@@ -89,13 +89,16 @@ class Stack:
 
 @dataclass
 class LocalStackProcess:
-    """`make run` (``python -m devstack``) as a child in its own process group, on free ports."""
+    """`make run` (``python -m devstack``) as a child in its own process group, on free ports, with its
+    own state directory (never the repository's .devstack/)."""
 
     process: subprocess.Popen[str]
     gateway: str
     emulator: str
     token: str
     newrelic: str | None
+    state_dir: Path
+    banner: str
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> None:
         if self.process.poll() is not None:
@@ -108,32 +111,38 @@ class LocalStackProcess:
             self.process.wait()
 
 
-def start_local_stack(*extra_args: str, timeout: float = 90) -> LocalStackProcess:
-    """Start the local stack and read its banner (token, stand-in URL) up to the Ctrl-C line."""
-    from devstack.emulator import free_port
+def start_local_stack(
+    *extra_args: str, state_dir: Path | None = None, timeout: float = 90, env: dict[str, str] | None = None
+) -> LocalStackProcess:
+    """Start the local stack on ports the OS picks (no race for a free port) and read its banner (ports,
+    token, stand-in URL) up to the Ctrl-C line. ``state_dir``: kept data; default a new empty one."""
+    import tempfile
 
-    gateway_port, emulator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "DEVOPS_EVENTS"))}
+    state = state_dir or Path(tempfile.mkdtemp(prefix="devstack-state-"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "DEVOPS_EVENTS"))}
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "devstack",
             "--gateway-port",
-            str(gateway_port),
+            "0",
             "--emulator-port",
-            str(emulator_port),
+            "0",
+            "--state-dir",
+            str(state),
             *extra_args,
         ],
         cwd=ROOT,
-        env=env,
+        env={**base, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,  # its own process group: stoppable as a whole, provably left empty
     )
     assert process.stdout is not None
-    token = newrelic = None
+    token = newrelic = gateway = emulator = None
+    lines: list[str] = []
     deadline = time.monotonic() + timeout
     while True:
         if time.monotonic() > deadline:
@@ -141,17 +150,21 @@ def start_local_stack(*extra_args: str, timeout: float = 90) -> LocalStackProces
             raise TimeoutError(f"python -m devstack was not ready within {timeout:.0f} s")
         line = process.stdout.readline()
         if not line:
-            raise RuntimeError("python -m devstack exited before it was ready")
+            raise RuntimeError("python -m devstack exited before it was ready: " + "".join(lines))
+        lines.append(line)
         if match := re.search(r"export DEVOPS_EVENTS_SECRET_TOKEN=(\S+)", line):
             token = match.group(1)
         if match := re.search(r"New Relic stand-in: (\S+)", line):
             newrelic = match.group(1)
+        if match := re.match(r"\s+gateway:\s+(\S+)", line):
+            gateway = match.group(1)
+        if match := re.match(r"\s+emulator:\s+(\S+)", line):
+            emulator = match.group(1)
         if "Ctrl-C" in line:
             break
-    assert token, "no token in the banner"
-    return LocalStackProcess(
-        process, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{emulator_port}", token, newrelic
-    )
+    assert gateway, "no gateway address in the banner"
+    assert emulator, "no emulator address in the banner"
+    return LocalStackProcess(process, gateway, emulator, token or "", newrelic, state, "".join(lines))
 
 
 class KclChild:

@@ -27,6 +27,12 @@ async def dashboard(request: web.Request) -> web.FileResponse:
     return web.FileResponse(_HERE / "index.html", headers=_HEADERS)
 
 
+async def root(request: web.Request) -> web.Response:
+    """``/`` is where a person opens the gateway: send them to the dashboard (the API has no root)."""
+    raise web.HTTPFound(DASHBOARD_PATH, headers={"Cache-Control": "no-cache"})
+
+
 def setup_dashboard(app: web.Application) -> None:
+    app.router.add_get("/", root)
     app.router.add_get(DASHBOARD_PATH, dashboard)
     app.router.add_static(STATIC_PREFIX.rstrip("/"), _HERE / "static", append_version=False)

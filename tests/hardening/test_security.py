@@ -30,7 +30,7 @@ ROUTES = _routes()
 
 def test_public_set_is_exactly_the_documented_one() -> None:
     paths = {path for _, path in ROUTES}
-    assert {"/healthz", "/readyz", "/openapi.json", "/dashboard"} == PUBLIC_PATHS
+    assert {"/", "/healthz", "/readyz", "/openapi.json", "/dashboard"} == PUBLIC_PATHS
     assert paths >= PUBLIC_PATHS
     # The dashboard's static files (no data) are the only public prefix.
     assert PUBLIC_PREFIXES == ("/dashboard/static/",)
