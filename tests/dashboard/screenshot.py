@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import FloatRect, sync_playwright
 
 from tests.dashboard.history import realistic_history
 from tests.dashboard.test_dashboard_browser import CHROMIUM, LAUNCH_ARGS, call, sign_in
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "images" / "dashboard.png")
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--days", type=int, default=120, help="days of history to send")
+    parser.add_argument("--days", type=int, default=180, help="days of history to send (90 + the trend's 90)")
+    parser.add_argument("--view", default="#/?window=90", help="the dashboard view (URL hash) to photograph")
+    parser.add_argument("--height", type=int, default=860, help="pixels from the top of the page to keep")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the aggregator")
     args = parser.parse_args(argv)
 
@@ -91,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 page = browser.new_page(viewport={"width": 1366, "height": 900})
                 started = time.monotonic()
-                page.goto(stack.gateway + "/dashboard")
+                page.goto(stack.gateway + "/dashboard" + args.view)
                 sign_in(page, stack.token)
                 measured["page_ready_ms"] = round((time.monotonic() - started) * 1000)
+                page.locator("#window").blur()  # no focus ring in the picture
                 page.wait_for_timeout(300)  # let the charts' canvases settle
                 args.output.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(args.output), clip={"x": 0, "y": 0, "width": 1366, "height": 1190})
+                clip = FloatRect(x=0, y=0, width=1366, height=args.height)
+                page.screenshot(path=str(args.output), clip=clip)
                 measured["output"] = str(args.output)
             finally:
                 browser.close()

@@ -498,6 +498,21 @@ def test_filters_and_sorting_by_keyboard_follow_the_url(tab: Tab, devstack: Loca
     select_by_keyboard(page, "environment", "production")
     assert "environment" not in hash_params(page)
 
+    # An environment nothing was deployed to: every metric says why it is empty, and nothing is LOW.
+    page.goto(devstack.gateway + "/dashboard#/?window=7&environment=qa")
+    settle(page)
+    empty = get(devstack, "/metrics", window="7", environment="qa")
+    expect_tiles(page, empty["repos"][0])
+    expect_table(page, empty)
+    assert {cells["value"] for cells in page_tiles(page).values()} == {
+        "no deployments in this window",
+        "no changes shipped",
+        "no failures recovered",
+    }
+    assert page.locator("#content .level-low, #content .level-elite, #content .level-high").count() == 0
+    page.goto(devstack.gateway + "/dashboard#/?window=7")
+    settle(page)
+
     # Sorting: a column's header button, by keyboard; ascending, then descending; no data sorts last.
     select_by_keyboard(page, "window", "30")
     overview = get(devstack, "/metrics", window="30")
@@ -694,6 +709,7 @@ def test_a_shared_repository_link_and_an_unknown_repository(tab: Tab, devstack: 
     page.goto(devstack.gateway + "/dashboard#/repo/no-such-repo")
     settle(page)
     assert "no events of repo 'no-such-repo'" in page.inner_text("#error")
+    assert not page.is_visible("#tiles")  # no stale numbers under the error
 
 
 def test_keyboard_order_and_visible_focus(tab: Tab, devstack: LocalStackProcess) -> None:

@@ -158,6 +158,7 @@
       team: params.get("team"), service: params.get("service"),
       sort: params.get("sort"), order: params.get("order") === "desc" ? "desc" : "asc",
     };
+    if (view.sort !== "repo" && !Object.hasOwn(METRIC, view.sort || "")) view.sort = null; // unknown: unsorted
     if (view.repo) view.team = view.service = null;
     if (view.team) view.service = null;
     return view;
@@ -762,6 +763,7 @@
       if (ticket !== state.loading) return;
       if (error.status === 401) return showLogin("That token was not accepted. Enter the gateway token.");
       $("error").textContent = (view.repo ? "Repository " + view.repo : "The metrics") + ": " + error.message;
+      $("content").hidden = true; // no stale numbers under an error
       $("app").hidden = false;
       $("controls").hidden = false;
       $("login").hidden = true;
@@ -775,6 +777,7 @@
     $("login").hidden = true;
     $("controls").hidden = false;
     $("app").hidden = false;
+    $("content").hidden = false;
     const changedView = state.rendered !== hash;
     syncFilters(view, overview, head);
     const title = view.repo ? view.repo
