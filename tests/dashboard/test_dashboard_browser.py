@@ -125,8 +125,8 @@ def seed_history(now: datetime) -> History:
     h.add("payments-api", "incident_resolved", now - 3 * DAY - 15 * HOUR, incident_id="INC-7", **payments)
 
     platform = {"team": "platform"}
-    h.add("docs-site", "deploy", now - 1 * DAY, **shop)  # no commits: frequency only
-    h.add("docs-site", "deploy", now - 4 * DAY, **shop)
+    for n in range(22):  # docs-site: daily, no commits (frequency only); more than a page of 20
+        h.add("docs-site", "deploy", now - n * DAY - 3 * HOUR, **shop)
     h.change("octo-org/api-gateway", now - 2 * DAY, timedelta(minutes=50), platform)  # a slash in its name
     h.add("design-tokens", "push", now - 2 * DAY, sha=uuid.uuid4().hex[:12], **platform)  # pushes only
     return h
@@ -141,9 +141,9 @@ def seeded(devstack: LocalStackProcess) -> History:
     status, result = call(devstack, "POST", "/events", history.events)
     assert status == 202, result
     # Counted in the 30-day window once the aggregator has every repo: 7 + 1 failed + 1 hotfix (web-shop),
-    # 4 (payments-api), 2 (docs-site), 1 (api-gateway); failures: the failed deploy and the incident's
+    # 4 (payments-api), 22 (docs-site), 1 (api-gateway); failures: the failed deploy and the incident's
     # cause; rework: the hotfix.
-    expected = (16, 2, 1)
+    expected = (36, 2, 1)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # the aggregator works asynchronously; /metrics caches 5 s
         body = get(devstack, "/metrics")
@@ -694,6 +694,15 @@ def test_a_row_opens_the_repository_page_and_back_returns(tab: Tab, devstack: Lo
     assert page.inner_text("#view-title") == "docs-site"
     assert page.is_visible("#chart-lead_time-empty")  # deploys that name no commits: no lead time
     assert page.text_content("#tiles [data-metric='lead_time'] .level") == "no level"
+
+    # A long history shows the newest 20 deployments and a button, by keyboard, for all of them.
+    assert page.locator("#deployments tbody tr").count() == 20
+    assert page.inner_text("#more-deployments") == "Show all 22 deployments"
+    tab_to(page, "more-deployments")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#deployments tbody tr').length === 22")
+    assert not page.is_visible("#more-deployments")
+    assert focused(page) == "deployments-title"
 
 
 def test_a_shared_repository_link_and_an_unknown_repository(tab: Tab, devstack: LocalStackProcess) -> None:

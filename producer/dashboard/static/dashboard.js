@@ -843,7 +843,7 @@
     $("refresh").addEventListener("click", () => load({ cause: "refresh" }));
     $("more-deployments").addEventListener("click", () => {
       state.showAll = true;
-      load({ cause: "refresh" });
+      load({ cause: "refresh" }).then(() => $("deployments-title").focus()); // the button is gone
     });
     $("signout").addEventListener("click", () => showLogin("Token forgotten."));
     window.addEventListener("hashchange", () => {
