@@ -147,13 +147,21 @@
   }
 
   // -- the view in the URL -----------------------------------------------------------------------------
+  function decoded(text) {
+    try {
+      return decodeURIComponent(text);
+    } catch (error) {
+      return text; // a malformed escape in a pasted URL: the name as typed (the API will say if unknown)
+    }
+  }
+
   function parseView() {
     const hash = location.hash.startsWith("#/") ? location.hash.slice(1) : "/";
     const cut = hash.indexOf("?");
     const path = cut < 0 ? hash : hash.slice(0, cut);
     const params = new URLSearchParams(cut < 0 ? "" : hash.slice(cut + 1));
     const view = {
-      repo: path.startsWith("/repo/") ? decodeURIComponent(path.slice(6)) : null,
+      repo: path.startsWith("/repo/") ? decoded(path.slice(6)) : null,
       window: params.get("window"), environment: params.get("environment"), per: params.get("per"),
       team: params.get("team"), service: params.get("service"),
       sort: params.get("sort"), order: params.get("order") === "desc" ? "desc" : "asc",
