@@ -14,14 +14,12 @@ import os
 import signal
 import sys
 
-from aiohttp import web
-
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
 from devstack.emulator import Emulator
 from devstack.resources import provision
 from devstack.workers import Worker, all_workers
-from producer.app import create_app
+from producer.server import start_gateway
 
 logger = logging.getLogger("devstack")
 
@@ -105,9 +103,8 @@ async def serve(args: argparse.Namespace, available: list[Worker]) -> int:
 
     # The gateway reads its token from Secrets Manager, as in production (rotation included).
     gateway_settings = settings.model_copy(update={"devops_events_secret_token": None})
-    runner = web.AppRunner(create_app(gateway_settings), access_log=None, shutdown_timeout=10)
-    await runner.setup()
-    await web.TCPSite(runner, args.host, args.gateway_port).start()
+    # The production limits and error handling (producer/server.py), as python -m producer serves.
+    runner = await start_gateway(gateway_settings, args.host, args.gateway_port, shutdown_timeout=10)
     gateway_url = f"http://{args.host}:{args.gateway_port}"
 
     workers: list[Worker] = [] if args.only_gateway else [w for w in available if w.enabled(args)]

@@ -52,6 +52,11 @@ class FaultPlan(BaseModel):
     access_denied_services: list[str] = Field(
         default_factory=list, description="answered 400 AccessDeniedException (a missing IAM grant)"
     )
+    black_hole_services: list[str] = Field(
+        default_factory=list,
+        description="never answered: the request is read and held until the client gives up (a network "
+        "black hole, e.g. a security group dropping packets)",
+    )
     seed: int | None = None
 
 
@@ -171,6 +176,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     target = request.headers.get("X-Amz-Target", "")
     service, _, action = target.partition(".")
     counts[f"calls:{action or request.path}"] += 1
+    if any(service.startswith(prefix) for prefix in plan.black_hole_services):
+        counts["black_holed"] += 1
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.1)  # hold it until the client gives up and closes the connection
+        return web.Response(status=504)  # written nowhere: the client is gone
     if any(service.startswith(prefix) for prefix in plan.access_denied_services):
         counts["access_denied"] += 1
         return _json_response(

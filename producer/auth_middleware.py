@@ -49,13 +49,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     tokens = request.app[TOKENS]
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
         raise ApiError(401, "send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
+    if not presented.isascii():
+        # aiohttp hands over undecodable header bytes as surrogates; a bearer token is ASCII (RFC 6750).
+        raise ApiError(401, "the bearer token must be ASCII", headers=_CHALLENGE)
     if not tokens.loaded:
         raise ApiError(503, "no token loaded yet; retry shortly", headers={"Retry-After": "2"})
-    if not tokens.is_valid(presented.strip()):
+    if not tokens.is_valid(presented):
         raise ApiError(401, "token is not valid", headers=_CHALLENGE)
-    request[CALLER] = token_key(presented.strip())
+    request[CALLER] = token_key(presented)
     charge(request, 1)
     return await handler(request)
 
