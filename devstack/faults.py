@@ -178,9 +178,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     counts[f"calls:{action or request.path}"] += 1
     if any(service.startswith(prefix) for prefix in plan.black_hole_services):
         counts["black_holed"] += 1
-        while request.transport is not None and not request.transport.is_closing():
-            await asyncio.sleep(0.1)  # hold it until the client gives up and closes the connection
-        return web.Response(status=504)  # written nowhere: the client is gone
+        await asyncio.Event().wait()  # until the client gives up: handler_cancellation ends this
     if any(service.startswith(prefix) for prefix in plan.access_denied_services):
         counts["access_denied"] += 1
         return _json_response(
@@ -266,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     async def serve() -> None:
-        runner = web.AppRunner(create_proxy_app(args.upstream), access_log=None)
+        # handler_cancellation: a handler whose client went away (a black-holed call) is cancelled.
+        runner = web.AppRunner(create_proxy_app(args.upstream), access_log=None, handler_cancellation=True)
         await runner.setup()
         await web.TCPSite(runner, args.host, args.port).start()
         # "ready" only once the socket listens (on_startup runs before it does: callers were refused).

@@ -21,6 +21,7 @@ __all__ = [
     "PUBLIC_PREFIXES",
     "SELF_AUTHENTICATED_PATHS",
     "auth_middleware",
+    "authenticate",
     "charge",
     "is_public",
 ]
@@ -42,10 +43,12 @@ def is_public(path: str) -> bool:
     return path.startswith(PUBLIC_PREFIXES) and posixpath.normpath(path) == path
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def authenticate(request: web.Request) -> None:
+    """The bearer-token check and the first event's rate-limit charge (ApiError 401/429/503); nothing
+    for public and self-authenticated routes. ``auth_middleware`` and the gateway's fast routes
+    (producer/server.py) share it."""
     if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS or request.method == "OPTIONS":
-        return await handler(request)
+        return
     tokens = request.app[TOKENS]
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
@@ -61,6 +64,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise ApiError(401, "token is not valid", headers=_CHALLENGE)
     request[CALLER] = token_key(presented)
     charge(request, 1)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    authenticate(request)
     return await handler(request)
 
 

@@ -323,7 +323,6 @@ class KinesisBatcher:
             await asyncio.sleep(delay)
             entries = failed
 
-
     def _give_up(self, entries: list[_Entry], code: str) -> None:
         """Entries Kinesis kept refusing until their deadline."""
         self._record_failure(len(entries), f"records refused: {code}")

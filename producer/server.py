@@ -2,6 +2,13 @@
 (``producer/limits.py``), used by ``python -m producer``, the gunicorn workers of
 ``python -m producer.multiworker``, ``make run`` (devstack) and the tests.
 
+The runner serves the two event routes, ``POST /process-event`` and ``POST /events``, by a direct call:
+the same handler behind the same checks as the app's middlewares (``authenticate`` and
+``error_answer``, which the middlewares call too), without aiohttp's router, match-info object and
+middleware chain, which cost about a fifth of a small request's CPU (docs/performance.md). Every other
+request, and these when a request carries ``Expect`` or the app gains another middleware or a
+response-prepare signal, goes through ``Application._handle`` as usual.
+
 The runner also replaces aiohttp's answer to requests its HTTP parser refuses (a header over 8,190
 bytes, too many headers, a malformed request line). aiohttp logs those at ERROR with the offending
 bytes and echoes the first ~100 of them in a plain-text 400: an ``Authorization`` header that is too
@@ -14,16 +21,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from devops_core.settings import Settings
 from producer.app import create_app
-from producer.errors import json_error
+from producer.auth_middleware import auth_middleware, authenticate
+from producer.errors import Handler, error_answer, error_middleware, json_error
 from producer.limits import server_kwargs
 
-__all__ = ["GatewayRunner", "gateway_runner", "start_gateway"]
+__all__ = ["FAST_ROUTES", "GatewayRunner", "gateway_runner", "start_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +71,49 @@ class _GatewayServer(web.Server):
         return _GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
+FAST_ROUTES = frozenset({"/process-event", "/events"})  # POST only
+
+
+class _Dispatch:
+    """The server's request handler: the event routes called directly, everything else by the app."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._handle = app._handle
+        self._fast: dict[str, tuple[UrlMappingMatchInfo, Handler]] = {}
+        if tuple(app.middlewares) != (error_middleware, auth_middleware) or app.on_response_prepare:
+            return  # the direct call would skip something the app does: serve everything the usual way
+        for route in app.router.routes():
+            resource = route.resource
+            if route.method == hdrs.METH_POST and resource is not None and resource.canonical in FAST_ROUTES:
+                # Static routes have an empty match dict: one frozen match info serves every request.
+                match = UrlMappingMatchInfo({}, route)
+                match.add_app(app)
+                match.freeze()
+                self._fast[resource.canonical] = (match, route.handler)
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        fast = self._fast.get(request.path) if request.method == hdrs.METH_POST else None
+        if fast is None or hdrs.EXPECT in request.headers:
+            return await self._handle(request)  # type: ignore[arg-type]
+        assert isinstance(request, web.Request)
+        request._match_info, handler = fast  # what the router would have found (request.app works)
+        try:
+            authenticate(request)
+            return await handler(request)
+        except Exception as exc:
+            return error_answer(request, exc)
+
+
 class GatewayRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer parser errors without echoing the request."""
+    """``web.AppRunner`` whose connections answer parser errors without echoing the request, and whose
+    server calls the event routes directly."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        # aiohttp builds the Server itself (Application._make_handler); only its protocol factory
-        # changes, so the instance keeps every setting and the app's request handling.
+        # aiohttp builds the Server itself (Application._make_handler); only its protocol factory and
+        # its request handler change, so the instance keeps every setting.
         server.__class__ = _GatewayServer
+        server.request_handler = _Dispatch(self.app)
         return server
 
 
