@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -111,3 +112,80 @@ def percentile(values: list[float], pct: float) -> float:
 
 def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class LoadRun:
+    """What one load run measured: requests answered per second, and each request's latency."""
+
+    requests: int
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def p(self, pct: float) -> float:
+        """Latency percentile in milliseconds."""
+        return percentile(self.latencies, pct) * 1000
+
+
+def http_request(path: str, token: str, body: bytes, host: str = "127.0.0.1") -> bytes:
+    """One pre-encoded HTTP/1.1 keep-alive POST of a JSON body."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def http_load(url: str, requests: list[bytes], concurrency: int) -> LoadRun:
+    """Send ``requests`` (pre-encoded by ``http_request``) over ``concurrency`` keep-alive connections,
+    each waiting for its answer before the next (closed loop).
+
+    A raw-socket client rather than aiohttp's: on a 2-core machine the load generator shares the CPU
+    with the servers it measures, and this one costs a fraction of aiohttp's client per request, so
+    more of the CPU goes to the servers under test (all of them alike)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    pending = iter(requests)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for request in pending:
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length, close = 0, False
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"connection" and value.strip().lower() == b"close":
+                        close = True  # gunicorn's sync workers close after every answer
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                status = int(head[9:12])
+                statuses[status] = statuses.get(status, 0) + 1
+                if close:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return LoadRun(len(requests), time.perf_counter() - started, latencies, statuses)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children alive now (gunicorn's workers), from
+    Linux /proc: robust to a machine shared with others."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)

@@ -142,7 +142,11 @@ class Settings(BaseSettings):
     batch_max_pending: int = Field(default=20_000, ge=1, description="Queue bound; beyond it: 503.")
     batch_max_in_flight: int = Field(default=4, ge=1, description="Concurrent PutRecords calls.")
     batch_retry_deadline_seconds: float = Field(
-        default=10.0, gt=0, description="How long failed entries are retried before the request gets 503."
+        default=8.0,
+        gt=0,
+        description="How long a request waits for Kinesis to accept its record (botocore's retries and "
+        "timeouts and the resending of refused entries included) before it gets a 503; below GitHub's 10 s "
+        "webhook timeout and the CI scripts' 15 s per-request limit.",
     )
     body_read_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A request body not fully received within this gets a 408."

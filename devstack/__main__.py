@@ -38,7 +38,7 @@ from devstack.resources import provision
 from devstack.snapshot import SnapshotError
 from devstack.state import DEFAULT_STATE_DIR, StackInfo, StateDir, StateLockedError
 from devstack.workers import Worker, all_workers
-from producer.app import create_app
+from producer.server import gateway_runner
 
 logger = logging.getLogger("devstack")
 
@@ -311,7 +311,8 @@ async def serve(
 
     # The gateway reads its token from Secrets Manager, as in production (rotation included).
     gateway_settings = settings.model_copy(update={"devops_events_secret_token": None})
-    runner = web.AppRunner(create_app(gateway_settings), access_log=None, shutdown_timeout=10)
+    # The production limits and error handling (producer/server.py), as python -m producer serves.
+    runner = gateway_runner(gateway_settings, shutdown_timeout=10)
     await runner.setup()
     await web.SockSite(runner, listeners.gateway).start()
     host, port = listeners.gateway.getsockname()[:2]

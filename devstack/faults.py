@@ -52,6 +52,11 @@ class FaultPlan(BaseModel):
     access_denied_services: list[str] = Field(
         default_factory=list, description="answered 400 AccessDeniedException (a missing IAM grant)"
     )
+    black_hole_services: list[str] = Field(
+        default_factory=list,
+        description="never answered: the request is read and held until the client gives up (a network "
+        "black hole, e.g. a security group dropping packets)",
+    )
     seed: int | None = None
 
 
@@ -171,6 +176,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     target = request.headers.get("X-Amz-Target", "")
     service, _, action = target.partition(".")
     counts[f"calls:{action or request.path}"] += 1
+    if any(service.startswith(prefix) for prefix in plan.black_hole_services):
+        counts["black_holed"] += 1
+        await asyncio.Event().wait()  # until the client gives up: handler_cancellation ends this
     if any(service.startswith(prefix) for prefix in plan.access_denied_services):
         counts["access_denied"] += 1
         return _json_response(
@@ -256,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     async def serve() -> None:
-        runner = web.AppRunner(create_proxy_app(args.upstream), access_log=None)
+        # handler_cancellation: a handler whose client went away (a black-holed call) is cancelled.
+        runner = web.AppRunner(create_proxy_app(args.upstream), access_log=None, handler_cancellation=True)
         await runner.setup()
         await web.TCPSite(runner, args.host, args.port).start()
         # "ready" only once the socket listens (on_startup runs before it does: callers were refused).

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
-from producer.app import create_app
-from producer.limits import server_kwargs
+from producer.server import start_gateway
 
 logger = logging.getLogger("producer")
 
@@ -34,6 +38,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+async def serve(
+    settings: Settings, host: str, port: int, shutdown_timeout: float, app: web.Application | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop accepting, finish requests and drain the batcher.
+    ``app`` defaults to ``create_app(settings)`` (bench/gateway's in-memory gateway passes its own)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await start_gateway(settings, host, port, shutdown_timeout=shutdown_timeout, app=app)
+    logger.info("gateway listening", extra={"host": host, "port": port})
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run the gateway's main coroutine on uvloop: the event loop in C (libuv), which roughly halves
+    what the loop and the socket writes cost a request (docs/performance.md)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings()
@@ -41,15 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or settings.gateway_host
     port = args.port if args.port is not None else settings.gateway_port
     logger.info("gateway starting", extra={"host": host, "port": port, "stream": settings.devops_stream_name})
-    web.run_app(
-        create_app(settings),
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=args.shutdown_timeout,
-        **server_kwargs(settings),
-    )
+    run(serve(settings, host, port, args.shutdown_timeout))
     logger.info("gateway stopped")
     return 0
 

@@ -28,7 +28,11 @@ class Accepted(BaseModel):
 
 class BatchItemResult(BaseModel):
     index: int
-    status: int = Field(description="202 accepted, 422 invalid, 503 not written (retry it).")
+    status: int = Field(
+        description="202 accepted (a repeat of an earlier item with the same event_id and content is the "
+        "same event, written once), 409 its event_id is used by an earlier item of the batch with different "
+        "content, 422 invalid, 503 not written (retry it)."
+    )
     event_id: str | None = None
     error: str | None = None
     detail: str | list[FieldError] | None = None

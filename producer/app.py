@@ -27,7 +27,7 @@ from producer.state import (
     KINESIS_CLIENT,
     OPENAPI,
     RATE_LIMITER,
-    READY_CACHE,
+    READINESS,
     SECRET_READS,
     SETTINGS,
     TOKENS,
@@ -100,16 +100,20 @@ async def _batcher(app: web.Application) -> AsyncIterator[None]:
     logger.info("batcher drained", extra={"drained": pending, "sent": batcher.stats.records_sent})
 
 
+async def _readiness(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[READINESS].close()  # a check still in flight ends before the clients close
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
-    app[READY_CACHE] = {}
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[OPENAPI] = build_openapi(max_body_bytes=settings.max_body_bytes, max_batch=MAX_BATCH_EVENTS)
-    app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher])
+    app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher, _readiness])
     setup_routes(app)
     setup_github_webhooks(app)
     setup_metrics(app)

@@ -53,8 +53,9 @@ class TokenStore(RotatingSecret):
         return bool(self._encoded)
 
     def is_valid(self, presented: str) -> bool:
-        """Constant-time against every accepted token (no early exit on the first mismatch)."""
-        candidate = presented.encode()
+        """Constant-time against every accepted token (no early exit on the first mismatch).
+        Any string is safe here: one that UTF-8 cannot encode (a lone surrogate) matches no token."""
+        candidate = presented.encode("utf-8", "surrogatepass")
         matched = False
         for token in self._encoded:
             matched |= hmac.compare_digest(candidate, token)

@@ -21,6 +21,7 @@ __all__ = [
     "PUBLIC_PREFIXES",
     "SELF_AUTHENTICATED_PATHS",
     "auth_middleware",
+    "authenticate",
     "charge",
     "is_public",
 ]
@@ -43,21 +44,32 @@ def is_public(path: str) -> bool:
     return path.startswith(PUBLIC_PREFIXES) and posixpath.normpath(path) == path
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def authenticate(request: web.Request) -> None:
+    """The bearer-token check and the first event's rate-limit charge (ApiError 401/429/503); nothing
+    for public and self-authenticated routes. ``auth_middleware`` and the gateway's fast routes
+    (producer/server.py) share it."""
     if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS or request.method == "OPTIONS":
-        return await handler(request)
+        return
     tokens = request.app[TOKENS]
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
         raise ApiError(401, "send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
+    if not presented.isascii():
+        # aiohttp hands over undecodable header bytes as surrogates; a bearer token is ASCII (RFC 6750).
+        raise ApiError(401, "the bearer token must be ASCII", headers=_CHALLENGE)
     if not tokens.loaded:
         raise ApiError(503, "no token loaded yet; retry shortly", headers={"Retry-After": "2"})
-    if not tokens.is_valid(presented.strip()):
+    if not tokens.is_valid(presented):
         raise ApiError(401, "token is not valid", headers=_CHALLENGE)
-    request[CALLER] = token_key(presented.strip())
+    request[CALLER] = token_key(presented)
     charge(request, 1)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    authenticate(request)
     return await handler(request)
 
 

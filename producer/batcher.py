@@ -7,7 +7,15 @@ seconds. A request is answered 202 only when its own entry came back with a sequ
 Retries are split by who can see the failure: botocore's standard retry mode retries whole calls
 (throttling, 5xx, connection errors); only this class can see entries that failed inside a
 successful PutRecords (FailedRecordCount > 0), so it resends exactly those, with capped, jittered
-backoff, until ``retry_deadline``.
+backoff.
+
+Every record has a deadline, ``retry_deadline`` seconds after it was submitted, and its future is
+settled by then whatever Kinesis does: each PutRecords call (botocore's own retries and timeouts
+included) is cut off at the earliest deadline of its entries, and a record still queued at its
+deadline is not sent. A black-holed Kinesis therefore costs a request at most ``retry_deadline``.
+
+Accepted records are logged per PutRecords call, ``EVENT_IDS_PER_LINE`` event ids per line with their
+shard and sequence number (one line per event was the largest fixed cost of a request).
 """
 
 from __future__ import annotations
@@ -16,14 +24,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-__all__ = ["BatcherClosed", "KinesisBatcher", "KinesisUnavailable", "PutResult", "QueueFull"]
+__all__ = [
+    "EVENT_IDS_PER_LINE",
+    "BatcherClosed",
+    "BatcherStats",
+    "KinesisBatcher",
+    "KinesisUnavailable",
+    "PutResult",
+    "QueueFull",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +46,8 @@ logger = logging.getLogger(__name__)
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
+# Accepted event ids per "events accepted" log line (as the consumer's per-batch lines).
+EVENT_IDS_PER_LINE = 100
 
 
 class KinesisUnavailable(Exception):
@@ -56,6 +73,8 @@ class _Entry:
     data: bytes
     partition_key: str
     future: asyncio.Future[PutResult]
+    deadline: float  # loop time by which the future is settled
+    event_id: str | None
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,12 +83,24 @@ class _Entry:
 
 @dataclass
 class BatcherStats:
+    """Counters, and the latest final outcomes (loop time) that readiness reports."""
+
     calls: int = 0
     records_sent: int = 0
     entries_retried: int = 0
     calls_failed: int = 0
+    records_failed: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
+    last_success_at: float | None = None
+
+    def failing_since(self, now: float, window: float) -> str | None:
+        """Why records are being refused, when the latest outcome within ``window`` s was a failure."""
+        if self.last_error_at is None or now - self.last_error_at > window:
+            return None
+        if self.last_success_at is not None and self.last_success_at >= self.last_error_at:
+            return None
+        return self.last_error
 
 
 class KinesisBatcher:
@@ -129,14 +160,25 @@ class KinesisBatcher:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def retry_deadline(self) -> float:
+        return self._retry_deadline
+
     # -- producer side -------------------------------------------------------------------------
-    def submit(self, data: bytes, partition_key: str) -> asyncio.Future[PutResult]:
-        """Queue one record; the future resolves once Kinesis has accepted it."""
+    def submit(
+        self, data: bytes, partition_key: str, *, event_id: str | None = None
+    ) -> asyncio.Future[PutResult]:
+        """Queue one record; the future resolves once Kinesis has accepted it, or fails with
+        KinesisUnavailable within ``retry_deadline`` seconds. ``event_id`` names the record in the
+        "events accepted" log lines."""
         if self._closing:
             raise BatcherClosed("gateway is shutting down")
         if len(self._pending) >= self._max_pending:
             raise QueueFull(f"{len(self._pending)} records are waiting for Kinesis")
-        entry = _Entry(data, partition_key, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        entry = _Entry(
+            data, partition_key, loop.create_future(), loop.time() + self._retry_deadline, event_id
+        )
         if entry.size > MAX_RECORD_BYTES:
             raise ValueError("record larger than Kinesis' 1 MiB limit")
         self._pending.append(entry)
@@ -146,8 +188,8 @@ class KinesisBatcher:
             self._batch_full.set()
         return entry.future
 
-    async def put(self, data: bytes, partition_key: str) -> PutResult:
-        return await self.submit(data, partition_key)
+    async def put(self, data: bytes, partition_key: str, *, event_id: str | None = None) -> PutResult:
+        return await self.submit(data, partition_key, event_id=event_id)
 
     # -- flusher -------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -176,13 +218,19 @@ class KinesisBatcher:
     def _take_batch(self) -> list[_Entry]:
         batch: list[_Entry] = []
         size = 0
+        now = asyncio.get_running_loop().time()
         while self._pending and len(batch) < self._max_records:
             entry = self._pending[0]
             if batch and size + entry.size > self._max_bytes:
                 break
             self._pending.popleft()
-            if entry.future.done():  # caller gave up (cancelled); don't send
+            if entry.future.done() or entry.deadline <= now:
+                # The caller gave up (cancelled), or the record waited its whole deadline behind calls
+                # Kinesis did not answer: not sent.
                 self._pending_bytes -= entry.size
+                if not entry.future.done():
+                    self._record_failure(1, "not sent in time: Kinesis calls are not being answered")
+                    _fail(entry, KinesisUnavailable(self._late_message()))
                 continue
             batch.append(entry)
             size += entry.size
@@ -201,44 +249,72 @@ class KinesisBatcher:
         finally:
             self._slots.release()
 
+    def _late_message(self) -> str:
+        return f"Kinesis did not accept the record within {self._retry_deadline:g} s"
+
+    def _record_failure(self, records: int, reason: str) -> None:
+        self.stats.records_failed += records
+        self.stats.last_error = reason
+        self.stats.last_error_at = asyncio.get_running_loop().time()
+
     async def _send_with_retries(self, batch: list[_Entry]) -> None:
-        deadline = time.monotonic() + self._retry_deadline
+        loop = asyncio.get_running_loop()
         attempt = 0
         entries = batch
+        refused: str | None = None  # the error code of entries refused in an earlier round
         while entries:
+            deadline = min(entry.deadline for entry in entries)
             self.stats.calls += 1
             try:
-                response = await self._client.put_records(
-                    StreamName=self._stream,
-                    Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in entries],
+                # botocore retries and times out on its own; the deadline bounds all of it.
+                async with asyncio.timeout_at(deadline):
+                    response = await self._client.put_records(
+                        StreamName=self._stream,
+                        Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in entries],
+                    )
+            except TimeoutError:
+                self.stats.calls_failed += 1
+                logger.warning(
+                    "PutRecords not answered in time",
+                    extra={"records": len(entries), "deadline_s": self._retry_deadline, "refused": refused},
                 )
+                if refused is not None:  # resending refused entries ran into the deadline
+                    self._give_up(entries, refused)
+                    return
+                self._record_failure(len(entries), "PutRecords not answered in time")
+                for entry in entries:
+                    _fail(entry, KinesisUnavailable(self._late_message()))
+                return
             except (ClientError, BotoCoreError) as error:
                 # botocore has already retried this call with its standard retry mode.
                 self.stats.calls_failed += 1
-                self.stats.last_error = type(error).__name__
-                self.stats.last_error_at = time.monotonic()
+                self._record_failure(len(entries), f"PutRecords failed: {type(error).__name__}")
                 logger.warning("PutRecords failed", extra={"error": str(error), "records": len(entries)})
                 for entry in entries:
                     _fail(entry, KinesisUnavailable(f"Kinesis is unavailable: {type(error).__name__}"))
                 return
             failed: list[_Entry] = []
+            accepted: list[tuple[_Entry, PutResult]] = []
             for entry, result in zip(entries, response["Records"], strict=True):
                 if "ErrorCode" in result:
                     failed.append(entry)
-                elif not entry.future.done():
-                    entry.future.set_result(PutResult(result["ShardId"], result["SequenceNumber"]))
-            self.stats.records_sent += len(entries) - len(failed)
+                else:
+                    put = PutResult(result["ShardId"], result["SequenceNumber"])
+                    accepted.append((entry, put))
+                    if not entry.future.done():
+                        entry.future.set_result(put)
+            if accepted:
+                self.stats.records_sent += len(accepted)
+                self.stats.last_success_at = loop.time()
+                _log_accepted(accepted)
             if not failed:
                 return
             self.stats.entries_retried += len(failed)
+            refused = next((r["ErrorCode"] for r in response["Records"] if "ErrorCode" in r), "")
             attempt += 1
             delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
-            if time.monotonic() + delay > deadline:
-                logger.warning("giving up on records after retries", extra={"records": len(failed)})
-                for entry in failed:
-                    _fail(
-                        entry, KinesisUnavailable("Kinesis kept rejecting the record (throughput exceeded)")
-                    )
+            if loop.time() + delay > min(entry.deadline for entry in failed):
+                self._give_up(failed, refused)
                 return
             logger.info(
                 "resending failed PutRecords entries",
@@ -246,6 +322,32 @@ class KinesisBatcher:
             )
             await asyncio.sleep(delay)
             entries = failed
+
+    def _give_up(self, entries: list[_Entry], code: str) -> None:
+        """Entries Kinesis kept refusing until their deadline."""
+        self._record_failure(len(entries), f"records refused: {code}")
+        logger.warning("giving up on records after retries", extra={"records": len(entries), "error": code})
+        for entry in entries:
+            _fail(entry, KinesisUnavailable("Kinesis kept rejecting the record (throughput exceeded)"))
+
+
+def _log_accepted(accepted: list[tuple[_Entry, PutResult]]) -> None:
+    """One INFO line per EVENT_IDS_PER_LINE accepted records that carry an event id (parallel lists:
+    ``event_ids[i]`` was written to ``shard_ids[i]`` at ``sequence_numbers[i]``)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    named = [(entry.event_id, put) for entry, put in accepted if entry.event_id is not None]
+    for start in range(0, len(named), EVENT_IDS_PER_LINE):
+        chunk = named[start : start + EVENT_IDS_PER_LINE]
+        logger.info(
+            "events accepted",
+            extra={
+                "events": len(chunk),
+                "event_ids": [event_id for event_id, _ in chunk],
+                "shard_ids": [put.shard_id for _, put in chunk],
+                "sequence_numbers": [put.sequence_number for _, put in chunk],
+            },
+        )
 
 
 def _fail(entry: _Entry, error: Exception) -> None:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from producer.api_models import ErrorBody
 
-__all__ = ["ApiError", "error_middleware", "json_error"]
+__all__ = ["ApiError", "error_answer", "error_middleware", "json_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +61,27 @@ def json_error(
     return response
 
 
+def error_answer(request: web.BaseRequest, exc: Exception) -> web.StreamResponse:
+    """The JSON answer to an exception raised by a handler (re-raised when it is not an error: a
+    redirect). ``error_middleware`` and the gateway's fast routes (producer/server.py) share it."""
+    if isinstance(exc, ApiError):
+        return json_error(exc.status, exc.error, exc.detail, exc.headers, close=exc.close)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return json_error(
+            413, "payload_too_large", f"request body is larger than {request.client_max_size} bytes"
+        )
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+        return json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason, headers)
+    logger.error("unhandled error", exc_info=exc, extra={"path": request.path})
+    return json_error(500, "internal_error", "unexpected server error; it has been logged")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return json_error(exc.status, exc.error, exc.detail, exc.headers, close=exc.close)
-    except web.HTTPRequestEntityTooLarge:
-        return json_error(
-            413, "payload_too_large", f"request body is larger than {request.client_max_size} bytes"
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
-        return json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason, headers)
-    except Exception:
-        logger.exception("unhandled error", extra={"path": request.path})
-        return json_error(500, "internal_error", "unexpected server error; it has been logged")
+    except Exception as exc:
+        return error_answer(request, exc)

@@ -19,8 +19,7 @@ from gunicorn.app.base import BaseApplication
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
-from producer.app import create_app
-from producer.limits import server_kwargs
+from producer.server import gateway_runner
 
 __all__ = ["build_options", "main"]
 
@@ -29,12 +28,10 @@ logger = logging.getLogger("producer.multiworker")
 
 async def app_factory(shutdown_timeout: float) -> web.AppRunner:
     """Called once in every worker process, after the fork. Returning the runner (rather than the app)
-    makes the worker serve with the same limits as ``python -m producer`` (producer/limits.py)."""
+    makes the worker serve exactly as ``python -m producer`` does (producer/server.py)."""
     settings = Settings()
     setup_logging(settings.log_level)
-    return web.AppRunner(
-        create_app(settings), access_log=None, shutdown_timeout=shutdown_timeout, **server_kwargs(settings)
-    )
+    return gateway_runner(settings, shutdown_timeout=shutdown_timeout)
 
 
 def build_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -43,7 +40,8 @@ def build_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any
     return {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": args.workers or settings.gateway_workers,
-        "worker_class": "aiohttp.GunicornWebWorker",
+        # aiohttp's worker on uvloop, as python -m producer runs (docs/performance.md).
+        "worker_class": "aiohttp.GunicornUVLoopWebWorker",
         # On SIGTERM a worker lets in-flight requests finish, then the batcher drains (cleanup_ctx).
         "graceful_timeout": max(1, round(args.shutdown_timeout)),
         "timeout": 60,

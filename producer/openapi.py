@@ -221,7 +221,7 @@ def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
             },
             "/readyz": {
                 "get": {
-                    "summary": "Readiness: token loaded and Kinesis reachable",
+                    "summary": "Readiness: token loaded, Kinesis reachable and accepting records",
                     "responses": {
                         "200": _json({"$ref": _REF.format(model="Health")}, "Ready."),
                         "503": _json({"$ref": _REF.format(model="Health")}, "Not ready; checks say why."),

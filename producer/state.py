@@ -11,6 +11,7 @@ from producer.auth import TokenStore
 from producer.batcher import KinesisBatcher
 from producer.metrics_reader import MetricsReader
 from producer.rate_limit import RateLimiter
+from producer.readiness import Readiness
 from producer.rotating_secret import SharedSecretReads
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "METRICS_READER",
     "OPENAPI",
     "RATE_LIMITER",
-    "READY_CACHE",
+    "READINESS",
     "SECRET_READS",
     "SETTINGS",
     "TOKENS",
@@ -33,7 +34,7 @@ BATCHER = web.AppKey("batcher", KinesisBatcher)
 KINESIS_CLIENT = web.AppKey("kinesis_client", Any)
 HEALTH_CLIENT = web.AppKey("health_client", Any)
 OPENAPI = web.AppKey("openapi", dict)
-READY_CACHE = web.AppKey("ready_cache", dict)
+READINESS = web.AppKey("readiness", Readiness)
 SECRET_READS = web.AppKey("secret_reads", SharedSecretReads)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Per request: the hash naming the caller's token (never the token itself).

@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from devstack.emulator import free_port
 from devstack.resources import provision
@@ -50,11 +50,9 @@ async def gateway(stack: Stack) -> AsyncIterator[TestClient]:
     """The gateway built by its real factory, on a real port, reading its token from Secrets Manager."""
     app_settings = stack.settings.model_copy(update={"devops_events_secret_token": None})
     from producer.app import create_app
-    from producer.limits import server_kwargs
+    from tests.producer.conftest import start_test_gateway
 
-    server = TestServer(create_app(app_settings))
-    # TestServer(app, **kwargs) does not pass kwargs on to the runner; start_server(**kwargs) does.
-    await server.start_server(**server_kwargs(app_settings))
+    server = await start_test_gateway(create_app(app_settings), app_settings)
     async with TestClient(server) as client:
         yield client
 

@@ -1,8 +1,9 @@
-"""The real gateway app (auth, rate limit, validation, batching, error handling) with Kinesis
-replaced by an in-memory sink, for bench/gateway's comparison with a bare aiohttp handler: what is
-left is the gateway's own cost per request.
+"""The real gateway app (auth, rate limit, validation, batching, logging, error handling), served as
+``python -m producer`` serves it (uvloop, producer/server.py's runner), with Kinesis replaced by an
+in-memory sink, for bench/gateway's comparison with a bare aiohttp handler: what is left is the
+gateway's own cost per request.
 
-    DEVOPS_EVENTS_SECRET_TOKEN=... GITHUB_WEBHOOK_SECRET=... \
+    DEVOPS_EVENTS_SECRET_TOKEN=... GITHUB_WEBHOOK_SECRET=... \\
         python bench/gateway/memory_gateway.py --port 8003
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,8 +23,8 @@ from aiohttp import web
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
+from producer.__main__ import run, serve
 from producer.app import create_app
-from producer.limits import server_kwargs
 from producer.state import HEALTH_CLIENT, KINESIS_CLIENT
 
 
@@ -65,11 +67,12 @@ def main() -> None:
     if settings.github_webhook_secret is None:
         parser.error("set GITHUB_WEBHOOK_SECRET (no Secrets Manager behind the in-memory sink)")
     setup_logging(settings.log_level)
+    logging.getLogger("producer").info("in-memory gateway starting", extra={"port": args.port})
     app = create_app(settings)
     if getattr(app.cleanup_ctx[0], "__name__", "") != "_aws_clients":
         raise RuntimeError("producer.app no longer opens its AWS clients first; update this benchmark")
     app.cleanup_ctx[0] = in_memory_clients
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None, **server_kwargs(settings))
+    run(serve(settings, "127.0.0.1", args.port, shutdown_timeout=5.0, app=app))
 
 
 if __name__ == "__main__":

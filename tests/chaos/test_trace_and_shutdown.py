@@ -99,9 +99,10 @@ def test_event_id_is_traceable_and_sigterm_checkpoints(
                     found[name] = hits
             time.sleep(0.2)
         assert set(found) == set(wanted), f"event_id {event_id} not logged by {set(wanted) - set(found)}"
-        gateway_lines = _mentions(logs["gateway"], event_id, "event accepted")
-        assert len(gateway_lines) == 1
-        assert gateway_lines[0]["sequence_number"] == accepted["sequence_number"]
+        [gateway_line] = _mentions(logs["gateway"], event_id, "events accepted")
+        position = gateway_line["event_ids"].index(event_id)
+        assert gateway_line["sequence_numbers"][position] == accepted["sequence_number"]
+        assert gateway_line["shard_ids"][position] == accepted["shard_id"]
         assert all(line["level"] == "info" for hits in found.values() for line in hits)
 
         # SIGTERM: each process drains, checkpoints and exits 0.

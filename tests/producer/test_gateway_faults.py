@@ -8,6 +8,7 @@ import json
 import urllib.request
 from collections import Counter
 
+import aiohttp
 import pytest
 
 from devstack.inspect import read_stream_events
@@ -99,9 +100,102 @@ async def test_kinesis_outage_gives_503_and_readiness_follows(kinesis_via_proxy:
         assert (await ready.json())["checks"]["kinesis"].startswith("unreachable")
         set_faults(kinesis_via_proxy, kinesis_unavailable=False)
         await asyncio.sleep(1.1)
-        assert (await client.get("/readyz")).status == 200
+        # Kinesis answers again, but the last record was refused and none accepted since.
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["checks"] == {
+            "token": "ok",
+            "kinesis": "ok",
+            "queue": "ok",
+            "puts": "failing: PutRecords failed: ClientError; no record accepted since",
+        }
         again = await client.post(
             "/process-event", json={"repo": "r", "event": "push"}, headers=bearer(stack.token)
         )
         assert again.status == 202
+        await asyncio.sleep(1.1)
+        assert (await client.get("/readyz")).status == 200
     assert len(read_stream_events(stack.settings.devops_stream_name)) == 1
+
+
+async def test_readiness_reports_records_refused_while_the_stream_answers(
+    kinesis_via_proxy: str, stack: Stack
+) -> None:
+    """DescribeStreamSummary works, but every PutRecords entry is refused: not ready, and why."""
+    settings = stack.settings.model_copy(update={"batch_retry_deadline_seconds": 0.5})
+    async with open_gateway(settings) as client:
+        assert (await client.get("/readyz")).status == 200
+        set_faults(kinesis_via_proxy, put_records_entry_failure_ratio=1.0)
+        response = await client.post(
+            "/process-event", json={"repo": "r", "event": "push"}, headers=bearer(stack.token)
+        )
+        assert response.status == 503
+        await asyncio.sleep(1.1)  # past the cached answer
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        checks = (await ready.json())["checks"]
+        assert checks["kinesis"] == "ok"
+        assert checks["puts"] == (
+            "failing: records refused: ProvisionedThroughputExceededException; no record accepted since"
+        )
+
+
+async def test_readiness_makes_one_kinesis_call_for_concurrent_probes(
+    kinesis_via_proxy: str, stack: Stack
+) -> None:
+    """60 concurrent unauthenticated /readyz share one DescribeStreamSummary (and its answer for a
+    second): the public probe cannot multiply control-plane calls."""
+    async with open_gateway(stack.settings) as client:
+        before = fault_counts(kinesis_via_proxy).get("calls:DescribeStreamSummary", 0)
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*(client.get("/readyz") for _ in range(60)))
+        elapsed = asyncio.get_running_loop().time() - started
+        assert [answer.status for answer in answers] == [200] * 60
+        calls = fault_counts(kinesis_via_proxy).get("calls:DescribeStreamSummary", 0) - before
+    # One call per second at most (the answer is reused for a second), however many probes.
+    assert 1 <= calls <= int(elapsed) + 1
+
+
+async def test_black_holed_kinesis_gets_503_within_the_deadline(kinesis_via_proxy: str, stack: Stack) -> None:
+    """Kinesis never answers (packets dropped): botocore alone would retry and time out for 21 s and
+    more. Every request is answered 503 within BATCH_RETRY_DEADLINE_SECONDS, so a CI script (15 s per
+    request) or GitHub (10 s per delivery) gets the answer instead of its own timeout."""
+    deadline = 2.0
+    settings = stack.settings.model_copy(update={"batch_retry_deadline_seconds": deadline})
+    async with open_gateway(settings) as client:
+        set_faults(kinesis_via_proxy, black_hole_services=["Kinesis"])
+        timeout = aiohttp.ClientTimeout(total=10)  # GitHub's webhook timeout: answered well within it
+        answers = await asyncio.gather(
+            client.post(
+                "/process-event",
+                json={"repo": "r", "event": "push"},
+                headers=bearer(stack.token),
+                timeout=timeout,
+            ),
+            client.post(
+                "/events",
+                json=[{"repo": "r", "event": "push"}] * 3,
+                headers=bearer(stack.token),
+                timeout=timeout,
+            ),
+        )
+        single, batch = answers
+        assert single.status == 503
+        assert single.headers["Retry-After"] == "1"
+        assert (await single.json())["detail"] == f"Kinesis did not accept the record within {deadline:g} s"
+        assert batch.status == 207
+        assert [item["status"] for item in (await batch.json())["results"]] == [503] * 3
+        # Records queued behind the hung calls get their answer in time too.
+        queued = await asyncio.gather(
+            *(
+                client.post(
+                    "/process-event",
+                    json={"repo": "r", "event": "push"},
+                    headers=bearer(stack.token),
+                    timeout=timeout,
+                )
+                for _ in range(10)
+            )
+        )
+        assert [answer.status for answer in queued] == [503] * 10
+    assert fault_counts(kinesis_via_proxy)["black_holed"] >= 1

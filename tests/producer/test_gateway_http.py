@@ -207,3 +207,28 @@ async def test_openapi_describes_the_event_model(gateway: TestClient) -> None:
     assert set(event_schema["required"]) == {"repo", "event"}
     responses = spec["paths"]["/process-event"]["post"]["responses"]
     assert {"202", "400", "401", "413", "415", "422", "503"} <= set(responses)
+
+
+async def test_batch_items_sharing_an_event_id(gateway: TestClient, stack: Stack) -> None:
+    """Two different events under one event_id cannot both be accepted: the second is a 409 naming the
+    item that holds the first. A repeat of the same event is that event: accepted, written once."""
+    deploy = {"repo": "a", "event": "deploy", "event_id": "dup-1", "sha": "abcdef1"}
+    events = [
+        deploy,
+        {"repo": "a", "event": "deploy", "event_id": "dup-1", "sha": "1234567"},  # different content
+        {"event_id": "dup-1", "sha": "ABCDEF1", "event": "deploy", "repo": "a"},  # the same event
+        {"repo": "b", "event": "push", "event_id": "other"},
+    ]
+    response = await gateway.post("/events", json=events, headers=bearer(stack.token))
+    assert response.status == 207
+    body = await response.json()
+    assert (body["accepted"], body["rejected"]) == (3, 1)
+    results = body["results"]
+    assert [item["status"] for item in results] == [202, 409, 202, 202]
+    assert results[1]["error"] == "conflict"
+    assert "item 0" in results[1]["detail"]
+    assert [item.get("event_id") for item in results] == ["dup-1", "dup-1", "dup-1", "other"]
+    stored = read_stream_events(stack.settings.devops_stream_name)
+    assert sorted(event.event_id for event in stored) == ["dup-1", "other"]
+    [first] = [event for event in stored if event.event_id == "dup-1"]
+    assert first.sha == "abcdef1"
