@@ -63,6 +63,7 @@ inspect: $(RUN_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # pip-audit asks PyPI's JSON API about each installed distribution; packages it cannot ask about
 # are skipped and counted on the summary line. Any finding fails the build; accepted findings are

@@ -100,7 +100,7 @@ def _metrics_paths(components: dict[str, Any], error: dict[str, Any]) -> dict[st
         "422": _json(error, "window is not 7, 30 or 90; detail names the field and the reason."),
         "503": _json(error, "The aggregator's state table is unavailable; retry after Retry-After seconds."),
     }
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "/metrics": {
             "get": {
@@ -161,7 +161,7 @@ def build_openapi(*, max_body_bytes: int, max_batch: int) -> dict[str, Any]:
         "required": ["Repo", "Event"],
         "additionalProperties": False,
     }
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {
