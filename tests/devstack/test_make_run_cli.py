@@ -188,7 +188,9 @@ def test_the_daemon_driver_says_how_long_it_takes_and_when_it_reads(tmp_path: Pa
     try:
         assert "consumer: KCL MultiLangDaemon takes 40-90 s to start" in stack.banner
         assert stack.process.stdout is not None
-        line = stack.process.stdout.readline()  # blocks until the next line: the daemon's readiness
+        line = "\n"
+        while line == "\n":  # the banner ends with a blank line; then the daemon's readiness (blocks)
+            line = stack.process.stdout.readline()
         assert line.strip().startswith("consumer: KCL daemon ready after"), line
         assert "(reading 1 shard(s))" in line
         request = urllib.request.Request(
