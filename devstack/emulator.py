@@ -93,15 +93,45 @@ _DYNAMODB_WRITES = frozenset(
 
 
 class _Gated:
-    """Every request passes the snapshot gate (devstack/snapshot.py)."""
+    """Every request passes the snapshot gate (devstack/snapshot.py); one path of our own reads
+    Timestream records."""
 
     def __init__(self, app: Any, gate: RequestGate) -> None:
         self._app = app
         self._gate = gate
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == TIMESTREAM_RECORDS_PATH:
+            return _timestream_records(environ, start_response)
         with self._gate.request(is_mutating(environ)):
             return self._app(environ, start_response)
+
+
+# moto's Timestream query API does not evaluate SQL, so the records a table holds are read here.
+# moto's own state dump (/moto-api/data.json) gave them too, but it walks every object of every
+# backend, properties included, while other threads write: it answered 500 under load (the real
+# daemon test of tests/consumer, issue 12). This reads one table's list and nothing else.
+TIMESTREAM_RECORDS_PATH = "/_devstack/timestream/records"
+
+
+def _timestream_records(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    from urllib.parse import parse_qs
+
+    from moto.timestreamwrite.models import timestreamwrite_backends
+
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    database, table = query.get("database", [""])[0], query.get("table", [""])[0]
+    records: list[dict[str, Any]] | None = None
+    for regions in list(timestreamwrite_backends.values()):
+        for backend in list(regions.values()):
+            found = backend.databases.get(database)
+            if found is not None and table in found.tables:
+                records = list(found.tables[table].records)  # a copy: writers only append
+    if records is None:
+        start_response("404 Not Found", [("Content-Type", "application/json")])
+        return [json.dumps({"error": f"no Timestream table {database}.{table}"}).encode()]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(records).encode()]
 
 
 class _SerializedWrites:
@@ -254,8 +284,7 @@ def _moto_app(gate: RequestGate | None = None) -> Any:
 
     _patch_moto()
     app: Any = _SerializedWrites(DomainDispatcherApplication(create_backend_app))
-    if gate is not None:
-        app = _Gated(app, gate)
+    app = _Gated(app, gate if gate is not None else RequestGate())
     return AsyncioWSGIMiddleware(app, max_body_size=_MAX_BODY)
 
 

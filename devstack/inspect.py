@@ -6,8 +6,8 @@ The command prints readable tables of the stream's events, the raw store's rows,
 (an exported ``AWS_ENDPOINT_URL``, as the banner of ``make run`` prints it), or, when none is exported,
 to the stack ``make run`` is running on this repository's state directory; never to a fixed port.
 
-Timestream's query API in moto does not evaluate SQL, so Timestream records are read from moto's
-own state dump (``/moto-api/data.json``), which is part of its HTTP interface.
+Timestream's query API in moto does not evaluate SQL, so Timestream records are read from the
+embedded emulator's own path for them (``devstack/emulator.py``, ``TIMESTREAM_RECORDS_PATH``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from devops_core.aws import boto_client
 from devops_core.events import DevOpsEvent
 from devops_core.settings import Settings
+from devstack.emulator import TIMESTREAM_RECORDS_PATH
 
 __all__ = [
     "main",
@@ -45,12 +46,16 @@ _SECTIONS = ("stream", "raw", "metrics", "dead-letters")
 
 def timestream_records(emulator_url: str, database: str, table: str) -> list[dict[str, Any]]:
     """Every record WriteRecords stored in ``database.table``, in write order (duplicates kept)."""
-    with urllib.request.urlopen(f"{emulator_url.rstrip('/')}/moto-api/data.json", timeout=30) as response:  # noqa: S310
-        state = json.load(response)
-    for table_state in state.get("timestreamwrite", {}).get("TimestreamTable", []):
-        if table_state["db_name"] == database and table_state["name"] == table:
-            return list(table_state["records"])
-    return []
+    query = urllib.parse.urlencode({"database": database, "table": table})
+    url = f"{emulator_url.rstrip('/')}{TIMESTREAM_RECORDS_PATH}?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
+            records: list[dict[str, Any]] = json.load(response)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return []
+        raise
+    return records
 
 
 def read_stream(stream_name: str) -> list[dict[str, Any]]:
