@@ -201,17 +201,29 @@ def run_daemon(
             "starting KCL MultiLangDaemon",
             extra={"application": config.application_name, "stream": config.stream_name},
         )
-        child = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
         forwarded: list[int] = []
+        started: list[subprocess.Popen[Any]] = []
+        sent: list[bool] = []
+
+        def stop_daemon() -> None:
+            if started and not sent and started[0].poll() is None:
+                sent.append(True)  # once: the JVM's shutdown hook is already running after the first
+                started[0].send_signal(signal.SIGTERM)
 
         def forward(signum: int, _frame: FrameType | None) -> None:
             logger.info("forwarding shutdown signal to the KCL daemon", extra={"signal": signum})
             forwarded.append(signum)
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            stop_daemon()
 
+        # The handlers are in place before the daemon starts: a stop that arrives while it is being
+        # spawned is remembered and forwarded once it runs, instead of killing this process and
+        # leaving the JVM orphaned (it did, under load: tests/kcl/test_kcl_daemon_config.py).
         previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            child = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
+            started.append(child)
+            if forwarded:
+                stop_daemon()
             code = child.wait()
         finally:
             for sig, handler in previous.items():
@@ -219,8 +231,9 @@ def run_daemon(
         logger.info(
             "KCL MultiLangDaemon exited", extra={"exit_code": code, "stop_requested": bool(forwarded)}
         )
-        # The JVM exits with 128+SIGTERM after its shutdown hook ran; that is the clean stop we asked for.
-        return 0 if forwarded and code == 128 + signal.SIGTERM else code
+        # The JVM exits with 128+SIGTERM after its shutdown hook ran (or dies of the signal if it came
+        # before the JVM handles signals): either is the clean stop we asked for.
+        return 0 if forwarded and code in (128 + signal.SIGTERM, -signal.SIGTERM) else code
 
 
 def run_processor(

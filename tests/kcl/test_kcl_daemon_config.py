@@ -86,3 +86,35 @@ def test_run_daemon_returns_the_exit_code_and_forwards_sigterm(tmp_path: Path) -
         raise AssertionError("the stand-in java never started")
     child.send_signal(signal.SIGTERM)
     assert child.wait(10) == 0
+
+
+def test_a_sigterm_while_the_daemon_is_being_spawned_stops_it(tmp_path: Path) -> None:
+    """Issue 12: a SIGTERM that arrived after the daemon was spawned but before run_daemon's handler
+    was installed killed the parent and left the daemon running (an orphaned JVM). Here the stop is
+    sent from inside the spawn, deterministically: it must be forwarded, and nothing left running."""
+    fake_java = tmp_path / "java"
+    fake_java.write_text("#!/bin/sh\ntrap 'exit 143' TERM\nwhile :; do sleep 0.1; done\n")
+    fake_java.chmod(0o755)
+    script = f"""
+import os, signal, subprocess, sys
+from devops_core.kcl import daemon
+
+class Popen(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        print(f"spawned {{self.pid}}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop lands right after the spawn
+
+daemon.subprocess.Popen = Popen
+config = daemon.DaemonConfig(application_name="a", stream_name="s", executable="x")
+sys.exit(daemon.run_daemon(config, java={str(fake_java)!r}))
+"""
+    child = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE, text=True, timeout=60, check=False
+    )
+    spawned = [line for line in child.stderr.splitlines() if line.startswith("spawned ")]
+    assert spawned, child.stderr
+    assert child.returncode == 0, child.stderr
+    pid = int(spawned[0].split()[1])
+    # run_daemon waited for it: the stand-in is gone (reaped), not orphaned to init.
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
