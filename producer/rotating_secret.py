@@ -32,9 +32,13 @@ class SharedSecretReads:
     outcome, value or error (far shorter than any refresh period, so a rotation is seen as soon).
     """
 
-    def __init__(self, fetch: FetchSecret, *, ttl_seconds: float = 5.0) -> None:
+    def __init__(
+        self, fetch: FetchSecret, *, ttl_seconds: float = 5.0, clock: Callable[[], float] | None = None
+    ) -> None:
+        """``clock``: monotonic seconds (default: the running loop's time)."""
         self._fetch = fetch
         self._ttl = ttl_seconds
+        self._clock = clock
         self._reads: dict[tuple[str, str], tuple[float, asyncio.Task[dict[str, Any]]]] = {}
         self.calls = 0  # GetSecretValue calls made
         self.reads = 0  # reads answered
@@ -42,7 +46,7 @@ class SharedSecretReads:
     async def __call__(self, *, SecretId: str, VersionStage: str) -> dict[str, Any]:  # boto's names
         self.reads += 1
         key = (SecretId, VersionStage)
-        now = asyncio.get_running_loop().time()
+        now = self._clock() if self._clock is not None else asyncio.get_running_loop().time()
         cached = self._reads.get(key)
         if cached is None or now - cached[0] > self._ttl:
             self.calls += 1
