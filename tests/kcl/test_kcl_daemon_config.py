@@ -86,3 +86,18 @@ def test_run_daemon_returns_the_exit_code_and_forwards_sigterm(tmp_path: Path) -
         raise AssertionError("the stand-in java never started")
     child.send_signal(signal.SIGTERM)
     assert child.wait(10) == 0
+
+
+def test_aggregator_cli_passes_extra_kcl_properties() -> None:
+    """``python -m aggregator --property`` reaches the daemon's properties, as the consumer's does
+    (bench/chaos --driver daemon sets leaseAssignmentIntervalMillis on both applications)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--worker-id", "agg-w1", "--property",
+         "leaseAssignmentIntervalMillis=1000", "--print-properties"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )  # fmt: skip
+    properties = parse(result.stdout)
+    assert properties["leaseAssignmentIntervalMillis"] == "1000"
+    assert properties["workerId"] == "agg-w1"
+    assert properties["executableName"] == f"{sys.executable} -m aggregator.child"
