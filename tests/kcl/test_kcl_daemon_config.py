@@ -101,3 +101,15 @@ def test_aggregator_cli_passes_extra_kcl_properties() -> None:
     assert properties["leaseAssignmentIntervalMillis"] == "1000"
     assert properties["workerId"] == "agg-w1"
     assert properties["executableName"] == f"{sys.executable} -m aggregator.child"
+
+
+def test_graceful_lease_handoff_is_off_unless_asked_for() -> None:
+    """KCL 3.1.3's graceful handoff can strand a lease: the old owner keeps renewing it with
+    checkpointOwner set and nobody reads the shard again (a KCL bug, found by bench/chaos --driver
+    daemon; fixed upstream after 3.1.3). Off, the KCL moves a lease the 2.x way: old owner loses it."""
+    properties = parse(render_properties(DaemonConfig(application_name="a", stream_name="s", executable="x")))
+    assert properties["isGracefulLeaseHandoffEnabled"] == "false"
+    config = DaemonConfig.from_settings(
+        Settings(kcl_graceful_lease_handoff=True), application_name="a", executable="x", environ={}
+    )
+    assert parse(render_properties(config))["isGracefulLeaseHandoffEnabled"] == "true"
