@@ -16,6 +16,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from devops_core.kcl.daemon import DaemonConfig, render_properties, run_daemon
 
-    overrides: dict[str, object] = {"worker_id": args.worker_id} if args.worker_id else {}
+    overrides: dict[str, Any] = {"worker_id": args.worker_id} if args.worker_id else {}
     if args.property:
         pairs = [item.split("=", 1) for item in args.property]
         overrides["extra_properties"] = {key.strip(): value.strip() for key, value in pairs}
