@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/chaos/run.py                      # 10,000 events, about 3-4 minutes
     .venv/bin/python bench/chaos/run.py --events 1000 --scripts 20 --poison 6
+    .venv/bin/python bench/chaos/run.py --driver daemon      # real KCL daemon, 2+2 workers, 4-5 minutes
 
 Processes: the emulator (moto), the fault proxy in front of it (the gateway's Kinesis and the
 consumer's Timestream go through it), the New Relic stand-in, the gateway (``python -m producer``),
@@ -18,15 +19,17 @@ exactly the poison records. Exits 1 if a check fails.
 ``--driver daemon`` runs the same experiment with the consumer and the aggregator under the real KCL
 MultiLangDaemon (Java), the way production runs them: ``--consumer-workers`` (2) ``python -m consumer``
 processes and ``--aggregator-workers`` (2) ``python -m aggregator`` processes, each its own daemon,
-share one lease table per application on a stream of ``--shards`` (4) shards, so the KCL splits the
-leases between them. The run waits until every lease is held (the daemons take 40-90 s to start),
-then sends; at 45 % Timestream goes down, and as soon as the consumer worker holding the most leases
-logs a batch it cannot checkpoint, its whole process group (wrapper, JVM, processor children) is
-SIGKILLed, like a task dying. Its leases expire (failoverTimeMillis) and the survivor takes them; the
-lease table is read before the kill and every half second after it, and the lease movements are
-reported. Once its leases have moved, the killed worker is restarted (``--no-restart`` to skip). At 60 %
-an aggregator worker is SIGKILLed the same way (``--no-kill-aggregator`` to skip). The four checks are
-the same, plus one per killed worker: its leases moved to a survivor.
+share one lease table per application on a stream of ``--shards`` (4) shards. The run waits until
+every lease is held (the daemons take 20-90 s to start), then sends warm-up events until the KCL has
+split the leases between the workers (KCL 3.x balances by measured throughput here), then the
+experiment, paced at ``--rate`` events/s. At 45 % Timestream goes down, and as soon as the consumer
+worker holding the most leases logs a batch it cannot checkpoint, its whole process group (wrapper,
+JVM, processor children) is SIGKILLed, like a task dying; at 60 % the aggregator worker holding the
+most leases (``--no-kill-aggregator`` to skip). After each kill the lease table is read every half
+second: every owner change, whether the victim was the KCL leader, when it last owned a lease, when
+the new owners checkpointed on its shards. Then the victim is restarted with the same worker id
+(``--no-restart`` to skip). The four checks are the same, plus one per killed worker: its leases all
+ended on survivors. See docs/chaos.md for figures.
 
 Timestream rejections are injected with a *retryable* reason (the consumer retries those); a
 permanent-looking reason (e.g. outside the ingestion window) is dead-lettered by design and would
@@ -615,6 +618,7 @@ class Experiment:
         advanced: dict[str, float] = {}
         free_since: float | None = None  # since when the victim owns no lease
         deadline = killed_at + self.config.failover_timeout
+        settled = False
         while time.monotonic() < deadline:
             now = await asyncio.to_thread(self.leases, app)
             elapsed = round(time.monotonic() - killed_at, 1)
@@ -646,7 +650,8 @@ class Experiment:
         kill["lease_timeline"] = timeline
         kill["owner_changes"] = len(timeline)
         kill["reassigned_to_dead_worker"] = sum(1 for move in timeline if move["to"] == victim.worker_id)
-        kill["recovered_seconds"] = free_since if free_since is not None else None
+        # None unless the victim owned nothing for ``stable`` seconds before the deadline
+        kill["recovered_seconds"] = free_since if settled else None
         kill["checkpoint_advanced_seconds"] = dict(sorted(advanced.items()))
         kill["stable_seconds"] = stable
         progress(
