@@ -16,6 +16,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
@@ -36,6 +37,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="daemon: the KCL MultiLangDaemon (Java); local: in-process, no Java (default: %(default)s)",
     )
     parser.add_argument("--worker-id", help="stable KCL worker id for the daemon (default: random per start)")
+    parser.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other KCL property for the daemon (repeatable)",
+    )
     parser.add_argument(
         "--print-properties", action="store_true", help="print the daemon's properties file and exit"
     )
@@ -58,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from devops_core.kcl.daemon import DaemonConfig, render_properties, run_daemon
 
-    overrides = {"worker_id": args.worker_id} if args.worker_id else {}
+    overrides: dict[str, Any] = {"worker_id": args.worker_id} if args.worker_id else {}
+    if args.property:
+        pairs = [item.split("=", 1) for item in args.property]
+        overrides["extra_properties"] = {key.strip(): value.strip() for key, value in pairs}
     config = DaemonConfig.from_settings(
         settings,
         application_name=settings.aggregator_application_name,

@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     kcl_shard_sync_interval_millis: int = Field(default=60_000, ge=100)
     kcl_idle_time_between_reads_millis: int = Field(default=1_000, ge=0)
     kcl_max_records: int = Field(default=10_000, ge=1, le=10_000)
+    kcl_graceful_lease_handoff: bool = Field(
+        default=False,
+        description="KCL 3.x graceful lease handoff (isGracefulLeaseHandoffEnabled). Off: in KCL 3.1.3 a "
+        "handoff requested before the old owner's processor initialized is never completed, and the "
+        "shard is read by no one again (bench/chaos --driver daemon, docs/kcl.md). Off, a moved lease "
+        "is lost by the old owner (no checkpoint) and its last batch redelivered, as in KCL 2.x.",
+    )
 
     # --- gateway ------------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/chaos/run.py                      # 10,000 events, about 3-4 minutes
     .venv/bin/python bench/chaos/run.py --events 1000 --scripts 20 --poison 6
+    .venv/bin/python bench/chaos/run.py --driver daemon      # real KCL daemon, 2+2 workers, 4-5 minutes
 
 Processes: the emulator (moto), the fault proxy in front of it (the gateway's Kinesis and the
 consumer's Timestream go through it), the New Relic stand-in, the gateway (``python -m producer``),
@@ -15,6 +16,21 @@ event_id is in Timestream exactly once after dedupe (raw records counted too), a
 once, that the aggregator's deploy counts equal what was sent, and that the dead-letter queue holds
 exactly the poison records. Exits 1 if a check fails.
 
+``--driver daemon`` runs the same experiment with the consumer and the aggregator under the real KCL
+MultiLangDaemon (Java), the way production runs them: ``--consumer-workers`` (2) ``python -m consumer``
+processes and ``--aggregator-workers`` (2) ``python -m aggregator`` processes, each its own daemon,
+share one lease table per application on a stream of ``--shards`` (4) shards. The run waits until
+every lease is held (the daemons take 20-90 s to start), then sends warm-up events until the KCL has
+split the leases between the workers (KCL 3.x balances by measured throughput here), then the
+experiment, paced at ``--rate`` events/s. At 45 % Timestream goes down, and as soon as the consumer
+worker holding the most leases logs a batch it cannot checkpoint, its whole process group (wrapper,
+JVM, processor children) is SIGKILLed, like a task dying; at 60 % the aggregator worker holding the
+most leases (``--no-kill-aggregator`` to skip). After each kill the lease table is read every half
+second: every owner change, whether the victim was the KCL leader, when it last owned a lease, when
+the new owners checkpointed on its shards. Then the victim is restarted with the same worker id
+(``--no-restart`` to skip). The four checks are the same, plus one per killed worker: its leases all
+ended on survivors. See docs/chaos.md for figures.
+
 Timestream rejections are injected with a *retryable* reason (the consumer retries those); a
 permanent-looking reason (e.g. outside the ingestion window) is dead-lettered by design and would
 not be a loss test. The consumer and the aggregator share the dead-letter queue, so every poison
@@ -25,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -72,6 +89,33 @@ class ChaosConfig:
     seed: int = 7
     # An emulator already running (tests share one; AWS_ENDPOINT_URL must point at it already).
     emulator_url: str | None = None
+    # "local": the in-process KCL driver, one process per application; "daemon": the real KCL
+    # MultiLangDaemon, several workers per application sharing its lease table.
+    driver: str = "local"
+    shards: int = 2
+    consumer_workers: int = 1
+    aggregator_workers: int = 1
+    failover_millis: int = 5000
+    restart_killed: bool = True
+    kill_aggregator: bool = True
+    daemon_ready_timeout: float = 300.0
+    rate: float = 0.0  # events/s over all senders; 0 = unpaced
+    failover_timeout: float = 180.0
+
+
+# Defaults that differ under --driver daemon: a KCL daemon takes a minute to start and 4 JVMs share the
+# machine, so fewer events (and far fewer CI-script subprocesses) keep a run under ~10 minutes.
+DAEMON_DEFAULTS = {
+    "events": 2000,
+    "scripts": 40,
+    "shards": 4,
+    "consumer_workers": 2,
+    "aggregator_workers": 2,
+    "settle_timeout": 300.0,
+    "rate": 25.0,
+}
+# The JVMs start faster with the client compiler only and a small serial heap (2 shared cores).
+DAEMON_JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx768m"
 
 
 @dataclass
@@ -96,24 +140,56 @@ class ChaosReport:
 
 
 class Proc:
-    """A stack process whose stderr (JSON log lines) goes to a file; can be SIGTERMed or SIGKILLed."""
+    """A stack process whose stderr (JSON log lines) goes to a file; can be SIGTERMed or SIGKILLed.
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    ``group``: the process leads its own process group (a KCL daemon worker: the Python wrapper, its
+    JVM and the JVM's processor children), so :meth:`kill_group` kills all of it at once."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        group: bool = False,
+        worker_id: str | None = None,
+    ) -> None:
         self.name, self.args, self.env, self.log_dir = name, args, env, log_dir
+        self.group, self.worker_id = group, worker_id
         self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def log(self) -> Path:
+        return self.log_dir / f"{self.name}.{self.starts}.log"
+
     def start(self) -> None:
         self.starts += 1
-        log = (self.log_dir / f"{self.name}.{self.starts}.log").open("wb")
+        log = self.log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, *self.args],
             cwd=ROOT,
             env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL,
             stderr=log,
+            start_new_session=self.group,
         )
         log.close()
+
+    def kill_group(self) -> None:
+        """SIGKILL every process of the group (what a dying task does to a daemon worker)."""
+        assert self.process is not None
+        assert self.group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def reap_group(self) -> None:
+        """After a stop: SIGKILL whatever of the group is left (processor children of a killed JVM)."""
+        if self.process is not None and self.group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def signal(self, sig: int, timeout: float = 40) -> int | None:
         assert self.process is not None
@@ -160,6 +236,14 @@ class Experiment:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.api_key = "chaos-" + uuid.uuid4().hex[:8]
         self.session: aiohttp.ClientSession | None = None
+        self.consumers: list[Proc] = []
+        self.aggregators: list[Proc] = []
+        self.kills: dict[str, dict[str, Any]] = {}  # app -> what the kill of one of its workers did
+        self.watchers: list[asyncio.Task[None]] = []
+        self.daemon_numbers: dict[str, Any] = {}
+        self.sending = True
+        self.paced_until = 0.0
+        self.send_started = time.monotonic()
 
     # -- set-up ------------------------------------------------------------------------------------
     def start_stack(self) -> None:
@@ -194,7 +278,7 @@ class Experiment:
         )
         from devstack.resources import provision
 
-        self.token = provision(self.settings).token
+        self.token = provision(self.settings, shard_count=self.config.shards).token
         common = {
             **AWS_ENV,
             "AWS_ENDPOINT_URL": self.emulator_url,
@@ -216,28 +300,202 @@ class Experiment:
             {**common, "AWS_ENDPOINT_URL_KINESIS": self.proxy_url},
             self.log_dir,
         )
-        self.consumer = Proc(
-            "consumer",
-            ["-m", "consumer", "--driver", "local"],
-            {
-                **common,
-                "AWS_ENDPOINT_URL_TIMESTREAM_WRITE": self.proxy_url,
-                "LOGGER_API_KEY": self.api_key,
-                "NEW_RELIC_LOG_ENDPOINT": f"{self.standin_url}/log/v1",
-                "CONSUMER_MAX_BACKOFF_SECONDS": "2",
-            },
-            self.log_dir,
-        )
-        self.aggregator = Proc("aggregator", ["-m", "aggregator", "--driver", "local"], common, self.log_dir)
-        self.procs = [self.gateway, self.consumer, self.aggregator]
+        consumer_env = {
+            **common,
+            "AWS_ENDPOINT_URL_TIMESTREAM_WRITE": self.proxy_url,
+            "LOGGER_API_KEY": self.api_key,
+            "NEW_RELIC_LOG_ENDPOINT": f"{self.standin_url}/log/v1",
+            "CONSUMER_MAX_BACKOFF_SECONDS": "2",
+        }
+        if self.config.driver == "daemon":
+            self.consumers = self.daemon_workers("consumer", self.config.consumer_workers, consumer_env)
+            self.aggregators = self.daemon_workers("aggregator", self.config.aggregator_workers, common)
+        else:
+            self.consumers = [
+                Proc("consumer", ["-m", "consumer", "--driver", "local"], consumer_env, self.log_dir)
+            ]
+            self.aggregators = [
+                Proc("aggregator", ["-m", "aggregator", "--driver", "local"], common, self.log_dir)
+            ]
+        self.consumer = self.consumers[0]
+        self.procs = [self.gateway, *self.consumers, *self.aggregators]
         for proc in self.procs:
             proc.start()
         wait_http(f"{self.gateway_url}/healthz")
         progress(f"stack up (logs in {self.log_dir})")
+        if self.config.driver == "daemon":
+            self.wait_daemons_ready()
+
+    def daemon_workers(self, app: str, count: int, env: dict[str, str]) -> list[Proc]:
+        """``count`` real ``python -m consumer|aggregator`` (default driver: the KCL daemon) workers of
+        one application: distinct worker ids, one lease table, short KCL timings."""
+        kcl_env = {
+            **env,
+            "KCL_FAILOVER_TIME_MILLIS": str(self.config.failover_millis),
+            "KCL_SHARD_SYNC_INTERVAL_MILLIS": "5000",
+            "KCL_IDLE_TIME_BETWEEN_READS_MILLIS": "500",
+            "JAVA_TOOL_OPTIONS": DAEMON_JAVA_OPTIONS,
+        }
+        workers = []
+        for i in range(count):
+            worker_id = f"{app}-{chr(ord('a') + i)}"
+            args = ["-m", app, "--worker-id", worker_id, "--property", "leaseAssignmentIntervalMillis=1000"]
+            workers.append(Proc(worker_id, args, kcl_env, self.log_dir, group=True, worker_id=worker_id))
+        return workers
+
+    # -- leases (daemon driver) --------------------------------------------------------------------
+    def application(self, app: str) -> str:
+        s = self.settings
+        return s.consumer_application_name if app == "consumer" else s.aggregator_application_name
+
+    def leases(self, app: str) -> dict[str, dict[str, Any]]:
+        """The application's lease table now: shard -> owner, counter, checkpoint ({} before it exists)."""
+        from botocore.exceptions import ClientError
+
+        from devops_core.aws import boto_client
+
+        dynamodb = boto_client("dynamodb")
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.application(app), "ConsistentRead": True}
+        while True:
+            try:
+                page = dynamodb.scan(**kwargs)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return {}
+                raise
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return {
+            item["leaseKey"]["S"]: {
+                "owner": item.get("leaseOwner", {}).get("S"),
+                "counter": int(item.get("leaseCounter", {}).get("N", "0")),
+                "checkpoint": item.get("checkpoint", {}).get("S", ""),
+            }
+            for item in items
+        }
+
+    def leader(self, app: str) -> str | None:
+        """The KCL 3.x leader (it alone assigns leases): the lock item in ``<app>-CoordinatorState``."""
+        from botocore.exceptions import ClientError
+
+        from devops_core.aws import boto_client
+
+        try:
+            item = (
+                boto_client("dynamodb")
+                .get_item(
+                    TableName=f"{self.application(app)}-CoordinatorState",
+                    Key={"key": {"S": "Leader"}},
+                    ConsistentRead=True,
+                )
+                .get("Item", {})
+            )
+        except ClientError:
+            return None
+        return item.get("ownerName", {}).get("S")
+
+    @staticmethod
+    def owners(leases: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+        return {shard: lease["owner"] for shard, lease in sorted(leases.items())}
+
+    def workers_of(self, app: str) -> list[Proc]:
+        return self.consumers if app == "consumer" else self.aggregators
+
+    def lease_state(self, app: str) -> tuple[bool, bool, dict[str, str | None]]:
+        """(every shard's lease held by a worker of ``app``, every worker holds one, owners)."""
+        owners = self.owners(self.leases(app))
+        ids = {w.worker_id for w in self.workers_of(app)}
+        held = len(owners) >= self.config.shards and all(owner in ids for owner in owners.values())
+        return held, held and set(owners.values()) >= ids, owners
+
+    def wait_daemons_ready(self) -> None:
+        """Until every shard's lease is held by a worker of each application (the daemons take 40-90 s)."""
+        started = time.monotonic()
+        deadline = started + self.config.daemon_ready_timeout
+        next_note = started + 15
+        progress(
+            f"KCL daemons starting: {len(self.consumers)} consumer + {len(self.aggregators)} aggregator "
+            f"workers on {self.config.shards} shards (40-90 s each)"
+        )
+        while True:
+            state = {app: self.lease_state(app) for app in ("consumer", "aggregator")}
+            now = time.monotonic()
+            if all(held for held, _, _ in state.values()):
+                break
+            if now > deadline:
+                raise RuntimeError(f"not every lease held after {now - started:.0f} s: {state}")
+            if now > next_note:
+                next_note = now + 15
+                progress("waiting for leases: " + "; ".join(
+                    f"{app} {dict(Counter(o or '-' for o in owners.values()))}"
+                    for app, (_, _, owners) in state.items()))  # fmt: skip
+            time.sleep(1)
+        waited = round(time.monotonic() - started, 1)
+        self.daemon_numbers.update({"ready_seconds": waited, "shards": self.config.shards})
+        for app, (_, _, owners) in state.items():
+            self.daemon_numbers[f"{app}_leases_when_ready"] = owners
+        progress(
+            f"KCL daemons hold every lease after {waited} s: "
+            + "; ".join(f"{app} {dict(Counter(state[app][2].values()))}" for app in state)
+        )
+
+    async def warm_up(self, session: aiohttp.ClientSession) -> None:
+        """KCL 3.x balances leases by measured throughput (no CPU metrics off EC2/ECS/EKS), so an idle
+        fleet stays on the worker that came up first. A trickle of events (checked like all the
+        others) until every worker of each application holds a lease, or ``--ready-timeout``."""
+        started = time.monotonic()
+        deadline = started + self.config.daemon_ready_timeout
+        next_note = started + 15
+        i = 0
+        while True:
+            state = {
+                app: await asyncio.to_thread(self.lease_state, app) for app in ("consumer", "aggregator")
+            }
+            if all(split for _, split, _ in state.values()) or time.monotonic() > deadline:
+                break
+            batch = [self.new_event(i + k) for k in range(10)]
+            i += 10
+            status, data = await self.post_retrying(session, "/events", batch)
+            for item in data.get("results", []) if status in (202, 207) else []:
+                if item["status"] == 202:
+                    self.accept(batch[item["index"]])
+                    self.counts["warm_up_events"] += 1
+            if time.monotonic() > next_note:
+                next_note = time.monotonic() + 15
+                owners_now = "; ".join(
+                    f"{app} {dict(Counter(o.values()))}" for app, (_, _, o) in state.items()
+                )
+                progress(f"warm-up, waiting for the KCL to split the leases: {owners_now}")
+            await asyncio.sleep(0.5)
+        waited = round(time.monotonic() - started, 1)
+        self.daemon_numbers["split_seconds"] = waited
+        for app, (_, split, owners) in state.items():
+            self.daemon_numbers[f"{app}_leases_at_start"] = owners
+            if not split:
+                progress(f"{app}: leases not split between the workers after {waited} s of warm-up")
+        progress(
+            f"leases split after {waited} s of warm-up ({self.counts['warm_up_events']} events): "
+            + "; ".join(f"{app} {dict(Counter(state[app][2].values()))}" for app in state)
+        )
 
     def stop_stack(self) -> None:
+        # Daemon workers stop together (each JVM's shutdown takes seconds), then the rest in reverse.
+        daemons = [proc for proc in self.procs if proc.group]
+        for proc in daemons:
+            if proc.process is not None and proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
         for proc in reversed(self.procs):
-            code = proc.stop()
+            if proc.group and proc.process is not None:
+                try:
+                    code: int | None = proc.process.wait(60)
+                except subprocess.TimeoutExpired:
+                    code = None
+                proc.reap_group()
+            else:
+                code = proc.stop()
             self.counts[f"exit_{proc.name}"] = code if code is not None else -1
         for child in reversed(self.children):
             child.stop()
@@ -265,9 +523,9 @@ class Experiment:
             )
             self.poison_sequences.add((response["ShardId"], response["SequenceNumber"]))
 
-    def consumer_backoffs(self) -> int:
-        """Lines of the running consumer saying a batch is in flight and not checkpointed."""
-        log = self.log_dir / f"consumer.{self.consumer.starts}.log"
+    def consumer_backoffs(self, proc: Proc | None = None) -> int:
+        """Lines of a running consumer saying a batch is in flight and not checkpointed."""
+        log = (proc or self.consumer).log
         return log.read_text(errors="replace").count("batch failed; retrying, not checkpointing")
 
     async def kill_consumer_mid_batch(self, plan: dict[str, Any]) -> None:
@@ -294,6 +552,117 @@ class Experiment:
         await asyncio.sleep(2)
         await asyncio.to_thread(self.set_plan, **plan)
         progress("Timestream back")
+
+    async def kill_daemon_worker(self, app: str, plan: dict[str, Any]) -> None:
+        """SIGKILL the process group of the worker holding the most leases (for the consumer: once it
+        logs a batch it cannot checkpoint, during a Timestream outage); a watcher then follows its
+        leases to the survivors and restarts it once they have all moved."""
+        leases = await asyncio.to_thread(self.leases, app)
+        held = Counter(lease["owner"] for lease in leases.values())
+        victim = max(self.workers_of(app), key=lambda proc: held[proc.worker_id])
+        kill: dict[str, Any] = {"worker": victim.worker_id, "leases_held": held[victim.worker_id]}
+        if app == "consumer":
+            before = self.consumer_backoffs(victim)
+            await asyncio.to_thread(self.set_plan, **{**plan, "timestream_unavailable": True})
+            progress(
+                f"Timestream outage (every WriteRecords 503); waiting for {victim.worker_id} to hold a batch"
+            )
+            deadline = time.monotonic() + 30
+            nudge_at = time.monotonic() + 3
+            while self.consumer_backoffs(victim) == before and time.monotonic() < deadline:
+                if time.monotonic() > nudge_at:  # the worker is idle: give it work
+                    nudge_at = time.monotonic() + 5
+                    await self.send_nudge()
+                await asyncio.sleep(0.1)
+            in_flight = self.consumer_backoffs(victim) > before
+            self.counts["consumer_killed_mid_batch"] = int(in_flight)
+            kill["batch_in_flight"] = in_flight
+        leases = await asyncio.to_thread(self.leases, app)
+        kill["leases_held"] = sum(1 for lease in leases.values() if lease["owner"] == victim.worker_id)
+        kill["leader_before"] = await asyncio.to_thread(self.leader, app)
+        kill["was_leader"] = kill["leader_before"] == victim.worker_id
+        killed_at = time.monotonic()
+        await asyncio.to_thread(victim.kill_group)
+        kill["at_accepted"] = len(self.accepted)
+        kill["at_seconds"] = round(killed_at - self.send_started, 1)
+        kill["owners_before"] = self.owners(leases)
+        progress(
+            f"{app} worker {victim.worker_id} SIGKILLed (process group) at {len(self.accepted)} accepted, "
+            f"{kill['at_seconds']} s into sending, holding {kill['leases_held']} of {len(leases)} leases"
+            + (" (the KCL leader)" if kill["was_leader"] else " (not the KCL leader)")
+            + (
+                f" ({'with' if kill['batch_in_flight'] else 'no'} batch in flight)"
+                if app == "consumer"
+                else ""
+            )
+        )
+        self.kills[app] = kill
+        if app == "consumer":
+            await asyncio.sleep(2)
+            await asyncio.to_thread(self.set_plan, **plan)
+            progress("Timestream back")
+        self.watchers.append(asyncio.create_task(self.watch_failover(app, victim, leases, killed_at)))
+
+    async def watch_failover(
+        self, app: str, victim: Proc, before: dict[str, dict[str, Any]], killed_at: float
+    ) -> None:
+        """Follow the lease table after a kill: every owner change (the KCL 3.x leader keeps balancing,
+        and keeps assigning leases to a dead worker until its WorkerMetricStats entry is 60 s old), until
+        the killed worker has owned nothing for ``stable`` seconds and the new owners checkpointed on
+        the shards it held (or sending is over); then restart it."""
+        kill = self.kills[app]
+        theirs = [shard for shard, lease in before.items() if lease["owner"] == victim.worker_id]
+        stable = max(20.0, 3 * self.config.failover_millis / 1000)
+        previous = self.owners(before)
+        timeline: list[dict[str, Any]] = []
+        advanced: dict[str, float] = {}
+        free_since: float | None = None  # since when the victim owns no lease
+        deadline = killed_at + self.config.failover_timeout
+        settled = False
+        while time.monotonic() < deadline:
+            now = await asyncio.to_thread(self.leases, app)
+            elapsed = round(time.monotonic() - killed_at, 1)
+            owners = self.owners(now)
+            for shard, owner in owners.items():
+                if owner != previous.get(shard):
+                    timeline.append(
+                        {"after_seconds": elapsed, "shard": shard, "from": previous.get(shard), "to": owner}
+                    )
+                    progress(
+                        f"{app} lease {shard}: {previous.get(shard)} -> {owner} {elapsed} s after the kill"
+                    )
+            previous = owners
+            if victim.worker_id in owners.values():
+                free_since = None
+            elif free_since is None:
+                free_since = elapsed
+            for shard in theirs:
+                lease = now.get(shard, {})
+                moved_on = lease.get("owner") not in (None, victim.worker_id)
+                if shard not in advanced and moved_on and lease["checkpoint"] != before[shard]["checkpoint"]:
+                    advanced[shard] = elapsed
+            settled = free_since is not None and elapsed - free_since >= stable
+            if settled and (len(advanced) == len(theirs) or not self.sending):
+                break  # (a shard with nothing left to read after the move never checkpoints again)
+            await asyncio.sleep(0.5)
+        kill["owners_after_failover"] = previous
+        kill["leader_after"] = await asyncio.to_thread(self.leader, app)
+        kill["lease_timeline"] = timeline
+        kill["owner_changes"] = len(timeline)
+        kill["reassigned_to_dead_worker"] = sum(1 for move in timeline if move["to"] == victim.worker_id)
+        # None unless the victim owned nothing for ``stable`` seconds before the deadline
+        kill["recovered_seconds"] = free_since if settled else None
+        kill["checkpoint_advanced_seconds"] = dict(sorted(advanced.items()))
+        kill["stable_seconds"] = stable
+        progress(
+            f"{app}: {victim.worker_id} owns no lease since {free_since} s after the kill "
+            f"({len(timeline)} owner changes, {kill['reassigned_to_dead_worker']} to the dead worker); "
+            f"new owners checkpointed on {len(advanced)}/{len(theirs)} of its shards; owners now {previous}"
+        )
+        if self.config.restart_killed:
+            victim.start()
+            kill["restarted_at_seconds"] = round(time.monotonic() - killed_at, 1)
+            progress(f"{app} worker {victim.worker_id} restarted (same worker id)")
 
     async def send_nudge(self, count: int = 10) -> None:
         """A few more events (counted like the others), so there is a batch to kill mid-flight."""
@@ -322,12 +691,15 @@ class Experiment:
             "faults on: Kinesis entry failures 10% + throttling 5%, Timestream throttling 10% "
             "+ retryable rejections 5%, New Relic 500 for 3 s"
         )
+        daemon = self.config.driver == "daemon"
         steps = [
             (0.25, "gateway_sigterm"),
-            (0.45, "consumer_sigkill"),
+            (0.45, "consumer_worker_sigkill" if daemon and len(self.consumers) > 1 else "consumer_sigkill"),
             (0.7, "newrelic_429"),
             (0.8, "poison"),
         ]
+        if daemon and self.config.kill_aggregator and len(self.aggregators) > 1:
+            steps.insert(2, (0.6, "aggregator_worker_sigkill"))
         for share, action in steps:
             # polls a counter the senders bump
             while len(self.accepted) < share * total and not sent.is_set():  # noqa: ASYNC110
@@ -340,6 +712,10 @@ class Experiment:
                 await asyncio.to_thread(wait_http, f"{self.gateway_url}/healthz")
             elif action == "consumer_sigkill":
                 await self.kill_consumer_mid_batch(plan)
+            elif action == "consumer_worker_sigkill":
+                await self.kill_daemon_worker("consumer", plan)
+            elif action == "aggregator_worker_sigkill":
+                await self.kill_daemon_worker("aggregator", plan)
             elif action == "newrelic_429":
                 await asyncio.to_thread(lambda: self.newrelic_fault(429, retry_after=1.0, count=3))
                 progress("New Relic 429 (Retry-After 1) for the next 3 requests")
@@ -347,8 +723,11 @@ class Experiment:
                 rest = self.config.poison - self.config.poison // 2
                 await asyncio.to_thread(self.put_poison, rest)
         await sent.wait()
+        self.sending = False
         await asyncio.to_thread(self.set_plan)
         progress("sending done; faults off")
+        if self.watchers:
+            await asyncio.gather(*self.watchers)
 
     # -- senders -----------------------------------------------------------------------------------
     def new_event(self, i: int) -> dict[str, Any]:
@@ -383,17 +762,28 @@ class Experiment:
             event = await queue.get()
             if event is None:
                 return
+            await self.pace(1)
             status, _ = await self.post_retrying(session, "/process-event", event)
             if status == 202:
                 self.accept(event)
             else:
                 self.counts[f"single_refused_{status}"] += 1
 
+    async def pace(self, events: int) -> None:
+        """At most ``--rate`` events per second over all senders (0: as fast as they go)."""
+        if self.config.rate <= 0:
+            return
+        now = time.monotonic()
+        start = max(now, self.paced_until)
+        self.paced_until = start + events / self.config.rate
+        await asyncio.sleep(start - now)
+
     async def send_batches(self, session: aiohttp.ClientSession, queue: asyncio.Queue[Any]) -> None:
         while True:
             batch = await queue.get()
             if batch is None:
                 return
+            await self.pace(len(batch))
             while batch:
                 status, data = await self.post_retrying(session, "/events", batch)
                 if status not in (202, 207):
@@ -437,6 +827,7 @@ class Experiment:
             event = await queue.get()
             if event is None:
                 return
+            await self.pace(1)
             await asyncio.to_thread(self.run_script, event)
 
     async def send_all(self) -> None:
@@ -461,6 +852,9 @@ class Experiment:
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
             self.session = session
+            if cfg.driver == "daemon":
+                await self.warm_up(session)
+            self.send_started = time.monotonic()
             chaos = asyncio.create_task(self.chaos(sent))
             workers = [
                 *(self.send_singles(session, single_q) for _ in range(cfg.concurrency)),
@@ -472,6 +866,7 @@ class Experiment:
                     queue.put_nowait(None)
             reporter = asyncio.create_task(self._report_progress(sent))
             await asyncio.gather(*workers)
+            self.numbers_sent["send_seconds"] = round(time.monotonic() - self.send_started, 1)
             sent.set()
             await chaos
             await reporter
@@ -583,7 +978,7 @@ class Experiment:
             if kind == "deploy":
                 true_deploys[repo] += 1
                 true_deploys["ALL"] += 1
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (180 if self.config.driver == "daemon" else 60)
         while True:  # the aggregator may still be on its last batches
             state = self.aggregator_counts()
             if state == dict(true_deploys) or time.monotonic() > deadline:
@@ -633,6 +1028,33 @@ class Experiment:
             )
         )
 
+        if self.config.driver == "daemon":
+            self.verify_leases(report)
+
+    def verify_leases(self, report: ChaosReport) -> None:
+        """Lease movements: owners at start, before each kill, after the failover and now."""
+        n = report.numbers
+        n["driver"] = "daemon"
+        n["workers"] = {"consumer": len(self.consumers), "aggregator": len(self.aggregators)}
+        n.update(self.daemon_numbers)
+        n["kills"] = self.kills
+        for app in ("consumer", "aggregator"):
+            n[f"{app}_leases_at_end"] = self.owners(self.leases(app))
+        for app, kill in self.kills.items():
+            held, recovered = kill["leases_held"], kill.get("recovered_seconds")
+            report.checks.append(
+                Check(
+                    f"{app} leases moved off the killed worker",
+                    held > 0 and recovered is not None,
+                    f"{kill['worker']} ({'the' if kill.get('was_leader') else 'not the'} leader) held {held} "
+                    f"of {n['shards']} at the kill; owns none since "
+                    f"{recovered} s after it ({kill.get('owner_changes')} owner changes, "
+                    f"{kill.get('reassigned_to_dead_worker')} back to the dead worker; failoverTimeMillis "
+                    f"{self.config.failover_millis}); survivors checkpointed on "
+                    f"{len(kill.get('checkpoint_advanced_seconds', {}))}/{held} of its shards",
+                )
+            )
+
     def gather_fault_counts(self, report: ChaosReport) -> None:
         report.numbers["proxy_faults"] = {
             k: v for k, v in _get_json(f"{self.proxy_url}/__faults__").items() if not k.startswith("calls:")
@@ -648,8 +1070,10 @@ def run(config: ChaosConfig) -> ChaosReport:
     try:
         experiment.start_stack()
         asyncio.run(experiment.send_all())
-        report.numbers["send_seconds"] = round(time.monotonic() - started, 1)
-        progress(f"{len(experiment.accepted)} accepted in {report.numbers['send_seconds']} s; verifying")
+        progress(
+            f"{len(experiment.accepted)} accepted ({experiment.numbers_sent['send_seconds']} s of sending); "
+            "verifying"
+        )
         experiment.verify(report)
         experiment.gather_fault_counts(report)
     finally:
@@ -663,32 +1087,123 @@ def parse_args(argv: list[str] | None) -> ChaosConfig:
     parser = argparse.ArgumentParser(
         prog="bench/chaos/run.py",
         description="Zero-loss experiment on the real local stack (separate processes) under injected "
-        "faults; prints counts and exits 1 if any check fails.",
+        "faults; prints counts and exits 1 if any check fails. --driver daemon runs the consumer and "
+        "the aggregator under the real KCL MultiLangDaemon (Java 17), several workers per lease table, "
+        "and SIGKILLs one worker of each while events flow.",
     )
-    defaults = ChaosConfig()
-    parser.add_argument("--events", type=int, default=defaults.events, help="events to send (%(default)s)")
+    local, daemon = ChaosConfig(), ChaosConfig(**DAEMON_DEFAULTS)  # type: ignore[arg-type]
+
+    def both(name: str) -> str:
+        return f"local: {getattr(local, name)}, daemon: {getattr(daemon, name)}"
+
     parser.add_argument(
-        "--scripts",
+        "--driver",
+        choices=["local", "daemon"],
+        default="local",
+        help="how the consumer and the aggregator read the stream (default: %(default)s): "
+        "local = the in-process KCL driver, one process each "
+        "(python -m consumer|aggregator --driver local); "
+        "daemon = the real KCL MultiLangDaemon, --consumer-workers and --aggregator-workers "
+        "processes sharing one lease table per application (needs java; 40-90 s to start)",
+    )
+    parser.add_argument("--events", type=int, help=f"events to send ({both('events')})")
+    parser.add_argument(
+        "--scripts", type=int, help=f"of them sent by CI-script subprocesses, 4 at a time ({both('scripts')})"
+    )
+    parser.add_argument(
+        "--poison",
         type=int,
-        default=defaults.scripts,
-        help="of them via the CI script (%(default)s)",
+        default=local.poison,
+        help="poison records put straight on the stream (%(default)s)",
     )
-    parser.add_argument("--poison", type=int, default=defaults.poison, help="poison records (%(default)s)")
-    parser.add_argument("--repos", type=int, default=defaults.repos, help="repositories (%(default)s)")
     parser.add_argument(
-        "--settle-timeout", type=float, default=defaults.settle_timeout, help="seconds (%(default)s)"
+        "--repos", type=int, default=local.repos, help="repositories the events spread over (%(default)s)"
     )
-    parser.add_argument("--log-dir", type=Path, help="processes' JSON logs (default: a temp dir)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--settle-timeout",
+        type=float,
+        help="seconds to wait after sending for every accepted event to be stored "
+        f"({both('settle_timeout')})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="at most this many events per second over all senders, so the kills and the lease moves "
+        f"happen while events still flow; 0 = as fast as possible ({both('rate')})",
+    )
+    parser.add_argument("--log-dir", type=Path, help="processes' JSON logs (default: a new temp dir)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=local.seed,
+        help="random seed of the event mix and the fault proxy (%(default)s)",
+    )
+    group = parser.add_argument_group("--driver daemon only")
+    parser.add_argument("--shards", type=int, help=f"shards of the stream ({both('shards')})")
+    group.add_argument(
+        "--consumer-workers",
+        type=int,
+        help=f"python -m consumer daemon processes ({daemon.consumer_workers})",
+    )
+    group.add_argument(
+        "--aggregator-workers",
+        type=int,
+        help=f"python -m aggregator daemon processes ({daemon.aggregator_workers})",
+    )
+    group.add_argument(
+        "--failover-ms",
+        type=int,
+        default=local.failover_millis,
+        help="KCL failoverTimeMillis: how long a dead worker's lease stays its own (%(default)s)",
+    )
+    group.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="leave a killed worker dead (default: restart it once its leases have moved, same worker id)",
+    )
+    group.add_argument(
+        "--no-kill-aggregator",
+        action="store_true",
+        help="SIGKILL only a consumer worker, no aggregator worker",
+    )
+    group.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=local.daemon_ready_timeout,
+        help="seconds to wait for the daemons to hold (and split) every lease before sending (%(default)s)",
+    )
+    group.add_argument(
+        "--failover-timeout",
+        type=float,
+        default=local.failover_timeout,
+        help="seconds after a kill to wait for the killed worker's leases to move (%(default)s)",
+    )
     args = parser.parse_args(argv)
+    defaults = daemon if args.driver == "daemon" else local
+
+    def pick(value: Any, name: str) -> Any:
+        return getattr(defaults, name) if value is None else value
+
     return ChaosConfig(
-        events=args.events,
-        scripts=args.scripts,
+        events=pick(args.events, "events"),
+        scripts=pick(args.scripts, "scripts"),
         poison=args.poison,
         repos=args.repos,
-        settle_timeout=args.settle_timeout,
+        settle_timeout=pick(args.settle_timeout, "settle_timeout"),
+        rate=pick(args.rate, "rate"),
         log_dir=args.log_dir,
         seed=args.seed,
+        driver=args.driver,
+        shards=pick(args.shards, "shards"),
+        consumer_workers=pick(args.consumer_workers, "consumer_workers") if args.driver == "daemon" else 1,
+        aggregator_workers=pick(args.aggregator_workers, "aggregator_workers")
+        if args.driver == "daemon"
+        else 1,
+        failover_millis=args.failover_ms,
+        restart_killed=not args.no_restart,
+        kill_aggregator=not args.no_kill_aggregator,
+        daemon_ready_timeout=args.ready_timeout,
+        failover_timeout=args.failover_timeout,
     )
 
 
@@ -697,8 +1212,22 @@ def print_report(report: ChaosReport) -> None:
     for check in report.checks:
         print(f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
     n = report.numbers
+    daemon = ""
+    if n.get("driver") == "daemon":
+        kills = "; ".join(
+            f"{app} {kill['worker']} killed {kill['at_seconds']} s into sending holding "
+            f"{kill['leases_held']} leases{' as the leader' if kill.get('was_leader') else ''}, "
+            f"all on survivors {kill.get('recovered_seconds')} s later"
+            for app, kill in n.get("kills", {}).items()
+        )
+        workers = n.get("workers", {})
+        daemon = (
+            f"KCL daemon, {n.get('shards')} shards, {workers.get('consumer')} consumer + "
+            f"{workers.get('aggregator')} aggregator workers ({kills}), "
+        )
     print(
-        f"SUMMARY chaos: {n.get('accepted')} accepted, Timestream {n.get('timestream_distinct_event_ids')} "
+        f"SUMMARY chaos: {daemon}{n.get('accepted')} accepted, "
+        f"Timestream {n.get('timestream_distinct_event_ids')} "
         f"distinct / {n.get('timestream_raw_records')} raw, New Relic {n.get('newrelic_distinct')} "
         f"distinct / {n.get('newrelic_logs')} logs, DLQ {n.get('dlq_messages')} for "
         f"{n.get('poison_put')} poison, {n.get('total_seconds')} s: {'PASS' if report.ok else 'FAIL'}"

@@ -83,6 +83,11 @@ class DaemonConfig(BaseModel):
     idle_time_between_reads_millis: int = Field(default=1_000, ge=0)
     max_records: int = Field(default=10_000, ge=1, le=10_000)
     parent_shard_poll_interval_millis: int = Field(default=10_000, ge=100)
+    graceful_lease_handoff: bool = Field(
+        default=False,
+        description="isGracefulLeaseHandoffEnabled. Off by default: KCL 3.1.3 can leave a handed-off "
+        "lease stuck forever (see Settings.kcl_graceful_lease_handoff).",
+    )
     shutdown_grace_millis: int = Field(
         default=20_000, ge=0, description="How long SIGTERM waits for processors to checkpoint."
     )
@@ -119,6 +124,7 @@ class DaemonConfig(BaseModel):
             "shard_sync_interval_millis": settings.kcl_shard_sync_interval_millis,
             "idle_time_between_reads_millis": settings.kcl_idle_time_between_reads_millis,
             "max_records": settings.kcl_max_records,
+            "graceful_lease_handoff": settings.kcl_graceful_lease_handoff,
             "kinesis_endpoint": env.get("AWS_ENDPOINT_URL_KINESIS") or env.get("AWS_ENDPOINT_URL"),
             "dynamodb_endpoint": env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL"),
             **overrides,
@@ -144,6 +150,7 @@ def render_properties(config: DaemonConfig) -> str:
         "idleTimeBetweenReadsInMillis": str(config.idle_time_between_reads_millis),
         "maxRecords": str(config.max_records),
         "shutdownGraceMillis": str(config.shutdown_grace_millis),
+        "isGracefulLeaseHandoffEnabled": str(config.graceful_lease_handoff).lower(),
     }
     # Endpoint overrides (LocalStack, moto): KCL 3.x multilang has kinesisEndpoint and dynamoDBEndpoint
     # (URIs, set as the SDK clients' endpointOverride). CloudWatch has none; the AWS SDK for Java reads

@@ -118,3 +118,30 @@ sys.exit(daemon.run_daemon(config, java={str(fake_java)!r}))
     pid = int(spawned[0].split()[1])
     # run_daemon waited for it: the stand-in is gone (reaped), not orphaned to init.
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_aggregator_cli_passes_extra_kcl_properties() -> None:
+    """``python -m aggregator --property`` reaches the daemon's properties, as the consumer's does
+    (bench/chaos --driver daemon sets leaseAssignmentIntervalMillis on both applications)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--worker-id", "agg-w1", "--property",
+         "leaseAssignmentIntervalMillis=1000", "--print-properties"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )  # fmt: skip
+    properties = parse(result.stdout)
+    assert properties["leaseAssignmentIntervalMillis"] == "1000"
+    assert properties["workerId"] == "agg-w1"
+    assert properties["executableName"] == f"{sys.executable} -m aggregator.child"
+
+
+def test_graceful_lease_handoff_is_off_unless_asked_for() -> None:
+    """KCL 3.1.3's graceful handoff can strand a lease: the old owner keeps renewing it with
+    checkpointOwner set and nobody reads the shard again (a KCL bug, found by bench/chaos --driver
+    daemon; fixed upstream after 3.1.3). Off, the KCL moves a lease the 2.x way: old owner loses it."""
+    properties = parse(render_properties(DaemonConfig(application_name="a", stream_name="s", executable="x")))
+    assert properties["isGracefulLeaseHandoffEnabled"] == "false"
+    config = DaemonConfig.from_settings(
+        Settings(kcl_graceful_lease_handoff=True), application_name="a", executable="x", environ={}
+    )
+    assert parse(render_properties(config))["isGracefulLeaseHandoffEnabled"] == "true"
