@@ -523,6 +523,10 @@ class Experiment:
             )
             self.poison_sequences.add((response["ShardId"], response["SequenceNumber"]))
 
+    def outage_answers(self) -> int:
+        """WriteRecords calls the fault proxy has answered 503 for the Timestream outage."""
+        return int(_get_json(f"{self.proxy_url}/__faults__").get("timestream_unavailable", 0))
+
     def consumer_backoffs(self, proc: Proc | None = None) -> int:
         """Lines of a running consumer saying a batch is in flight and not checkpointed."""
         log = (proc or self.consumer).log
@@ -532,13 +536,19 @@ class Experiment:
         """Timestream goes down, so the consumer holds a batch it cannot checkpoint (New Relic may
         already have taken it); SIGKILL it then, restart it, and bring Timestream back."""
         before = self.consumer_backoffs()
+        outages_before = self.outage_answers()
         await asyncio.to_thread(self.set_plan, **{**plan, "timestream_unavailable": True})
         progress("Timestream outage (every WriteRecords 503)")
-        deadline = time.monotonic() + 15
+        # Until the consumer has met the outage itself (a backoff line alone may come from another
+        # fault): on a loaded machine that can take a while, so give it work every few seconds. The
+        # deadline only guards against a hang; the checks then say what was not exercised.
+        deadline = time.monotonic() + 120
         nudge_at = time.monotonic() + 2
-        while self.consumer_backoffs() == before and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            self.consumer_backoffs() == before or self.outage_answers() == outages_before
+        ):
             if time.monotonic() > nudge_at:  # the consumer is idle (all sent and stored): give it work
-                nudge_at = deadline
+                nudge_at = time.monotonic() + 3
                 await self.send_nudge()
             await asyncio.sleep(0.1)
         self.counts["consumer_killed_mid_batch"] = int(self.consumer_backoffs() > before)
