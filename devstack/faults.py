@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--upstream", required=True, help="emulator URL, e.g. http://127.0.0.1:4566")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, required=True, help="port to bind")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 (default) picks a free one")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -269,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         await runner.setup()
         await web.TCPSite(runner, args.host, args.port).start()
         # "ready" only once the socket listens (on_startup runs before it does: callers were refused).
-        print(json.dumps({"ready": True, "url": f"http://{args.host}:{args.port}"}), flush=True)
+        # Port 0 is bound by the OS and read back: no window in which another process takes it.
+        port = runner.addresses[0][1]
+        print(json.dumps({"ready": True, "url": f"http://{args.host}:{port}"}), flush=True)
         try:
             await asyncio.Event().wait()
         finally:

@@ -270,13 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     args = parser.parse_args(argv)
-    from devstack.emulator import free_port
-
-    port = args.port or free_port(args.host)
 
     async def serve() -> None:
-        runner = await start_standin(args.host, port)
-        url = f"http://{args.host}:{port}"
+        # Port 0 is bound by the OS here and read back: no window in which another process takes it.
+        runner = await start_standin(args.host, args.port)
+        url = f"http://{args.host}:{runner.addresses[0][1]}"
         # One JSON line on stdout tells a parent process where we are (bound and serving).
         print(json.dumps({"ready": True, "url": url, "log_url": url + LOG_PATH}), flush=True)
         stop = asyncio.Event()

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp.test_utils import TestClient
 
-from devstack.emulator import free_port
 from devstack.resources import provision
 from tests.support import AWS_TEST_ENV, Stack, start_background, unique_settings
 
@@ -17,7 +16,7 @@ from tests.support import AWS_TEST_ENV, Stack, start_background, unique_settings
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[str]:
     """The moto server (served by hypercorn), shared by the whole session."""
-    server = start_background(["-m", "devstack.emulator", "--port", str(free_port())])
+    server = start_background(["-m", "devstack.emulator", "--port", "0"])
     saved = {key: os.environ.get(key) for key in [*AWS_TEST_ENV, "AWS_ENDPOINT_URL"]}
     os.environ.update(AWS_TEST_ENV)
     os.environ["AWS_ENDPOINT_URL"] = server.url
@@ -40,7 +39,7 @@ def stack(emulator: str) -> Stack:
 @pytest.fixture
 def fault_proxy(emulator: str) -> Iterator[str]:
     """A fault-injecting proxy in front of the emulator; steer it with POST {url}/__faults__."""
-    proxy = start_background(["-m", "devstack.faults", "--upstream", emulator, "--port", str(free_port())])
+    proxy = start_background(["-m", "devstack.faults", "--upstream", emulator, "--port", "0"])
     yield proxy.url
     proxy.stop()
 
@@ -63,6 +62,6 @@ def newrelic_standin() -> Iterator[str]:
 
     Its log URL is ``{url}/log/v1``; scope faults and reads to your test with a unique Api-Key.
     """
-    standin = start_background(["-m", "devstack.newrelic_standin", "--port", str(free_port())])
+    standin = start_background(["-m", "devstack.newrelic_standin", "--port", "0"])
     yield standin.url
     standin.stop()
