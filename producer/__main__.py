@@ -48,7 +48,8 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner = await start_gateway(settings, host, port, shutdown_timeout=shutdown_timeout, app=app)
-    logger.info("gateway listening", extra={"host": host, "port": port})
+    # The bound port: with --port 0 the OS picks a free one, and this line says which (tests read it).
+    logger.info("gateway listening", extra={"host": host, "port": runner.addresses[0][1]})
     try:
         await stop.wait()
     finally:

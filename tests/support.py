@@ -200,3 +200,20 @@ class KclChild:
         message = {"action": "initialize", "shardId": shard_id, "sequenceNumber": "TRIM_HORIZON"}
         self.send({**message, "subSequenceNumber": 0})
         assert self.receive() == {"action": "status", "responseFor": "initialize"}
+
+
+def announced_gateway_port(log: Path, alive: Any, timeout: float = 60) -> int:
+    """The port a ``python -m producer --port 0`` bound, from its "gateway listening" log line (JSON
+    lines in ``log``, its stderr). ``alive()`` is False once the process has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            if '"gateway listening"' in line:
+                return int(json.loads(line)["port"])
+        if not alive():
+            raise RuntimeError(
+                f"the gateway exited before listening:\n{log.read_text(errors='replace')[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gateway did not listen within {timeout:.0f} s")
+        time.sleep(0.05)

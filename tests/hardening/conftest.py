@@ -13,7 +13,7 @@ import pytest
 
 from devstack.emulator import free_port, wait_for_http
 from devstack.resources import provision
-from tests.support import ROOT, unique_settings
+from tests.support import ROOT, announced_gateway_port, unique_settings
 
 
 @dataclass
@@ -29,7 +29,9 @@ def start_gateway_process(log: Path, module: str = "producer", **env: str) -> Ga
     """Provision unique resources and run ``python -m <module>`` against the session's emulator."""
     settings = unique_settings()
     token = provision(settings, shard_count=1).token
-    port = free_port()
+    # python -m producer binds port 0 and logs the port it got (no window for another process to take
+    # it); gunicorn (producer.multiworker) is given a free port.
+    port = 0 if module == "producer" else free_port()
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", module, "--port", str(port)],
@@ -39,11 +41,14 @@ def start_gateway_process(log: Path, module: str = "producer", **env: str) -> Ga
                 "DEVOPS_STREAM_NAME": settings.devops_stream_name,
                 "SECRET_STORE_NAME": settings.secret_store_name,
                 "BATCH_LINGER_MS": "2",
+                "LOG_LEVEL": "INFO",  # at least: the "gateway listening" line names the port
                 **env,
             },
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
+    if port == 0:
+        port = announced_gateway_port(log, lambda: process.poll() is None)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz")
     return GatewayProcess(url, token, settings.devops_stream_name, process, log)

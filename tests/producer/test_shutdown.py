@@ -8,15 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from devops_core.aws import aio_client
-from devstack.emulator import free_port, wait_for_http
+from devstack.emulator import wait_for_http
 from devstack.inspect import read_stream, read_stream_events
 from producer.batcher import BatcherClosed, KinesisBatcher
-from tests.support import ROOT, Stack
+from tests.support import ROOT, Stack, announced_gateway_port
 
 
 async def test_close_sends_everything_still_queued(stack: Stack) -> None:
@@ -36,27 +37,30 @@ async def test_close_sends_everything_still_queued(stack: Stack) -> None:
 
 
 async def test_sigterm_under_load_answers_every_request_and_loses_nothing(
-    emulator: str, stack: Stack
+    emulator: str, stack: Stack, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = {
         **os.environ,
         "DEVOPS_STREAM_NAME": stack.settings.devops_stream_name,
         "SECRET_STORE_NAME": stack.settings.secret_store_name,
         "BATCH_LINGER_MS": "1500",  # hold records in the queue so SIGTERM finds them there
+        "LOG_LEVEL": "INFO",
     }
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "producer",
-        "--port",
-        str(port),
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as sink:
+        gateway = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "producer",
+            "--port",
+            "0",  # the OS picks a free port; the gateway logs which
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     try:
+        port = await asyncio.to_thread(announced_gateway_port, log, lambda: gateway.returncode is None)
         await asyncio.to_thread(wait_for_http, f"http://127.0.0.1:{port}/healthz")
         headers = {"Authorization": f"Bearer {stack.token}"}
         async with aiohttp.ClientSession() as session:
