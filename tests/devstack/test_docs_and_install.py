@@ -92,3 +92,42 @@ def test_make_run_installs_only_what_running_needs() -> None:
 def test_the_state_directory_is_ignored_by_git() -> None:
     assert ignored(ROOT / ".devstack" / "emulator.pickle")
     assert ignored(ROOT / ".devstack" / "token")
+
+
+_PACKAGES = r"(?:consumer|aggregator|producer|devops_core|devstack|newrelic|tools|bench|tests)"
+_PYTHON_M = re.compile(r"python3? -m ([A-Za-z_][\w.]*)")
+_DOTTED = re.compile(rf"`({_PACKAGES}(?:\.[A-Za-z_]\w*)+)`")
+_SOURCE_PATH = re.compile(rf"(?<![\w/.-])({_PACKAGES}/[\w/.-]+\.py)\b")
+
+
+def _resolves(name: str) -> bool:
+    """A module, or an attribute (class, function, constant) of one."""
+    import importlib
+    import importlib.util
+
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            if importlib.util.find_spec(module_name) is None:
+                continue
+        except ModuleNotFoundError:
+            continue
+        target: object = importlib.import_module(module_name)
+        for attribute in parts[cut:]:
+            if not hasattr(target, attribute):
+                return False
+            target = getattr(target, attribute)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("document", tracked_markdown(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_docs_name_only_modules_and_files_that_exist(document: Path) -> None:
+    """`python -m X`, `package.module.Name` and `package/file.py` in the docs name real code (docs/kcl.md
+    named a consumer.processor module and a ConsumerProcessor class long after they were gone)."""
+    text = document.read_text()
+    missing = sorted({m for m in _PYTHON_M.findall(text) if not _resolves(m.rstrip("."))})
+    missing += sorted({m for m in _DOTTED.findall(text) if not _resolves(m)})
+    missing += sorted({p for p in _SOURCE_PATH.findall(text) if not (ROOT / p).exists()})
+    assert not missing, f"{document.relative_to(ROOT)} names what does not exist: {missing}"
