@@ -24,6 +24,12 @@ AWS_TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+# The same, as boto3 client arguments (for an emulator started in the test's own process).
+CLIENT_KWARGS = {
+    "region_name": AWS_TEST_ENV["AWS_REGION"],
+    "aws_access_key_id": AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+}
 
 
 @dataclass

@@ -5,25 +5,12 @@ It replaced moto's whole-state dump, which answered 500 under load (issue 12).""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import boto3
-import pytest
 
 from devstack.emulator import Emulator
 from devstack.inspect import timestream_records
-
-KWARGS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture
-def fresh_moto() -> Iterator[None]:
-    """This process's own moto backends, empty before and after (the session emulator is another process)."""
-    from moto.core.base_backend import BackendDict
-
-    BackendDict.reset()
-    yield
-    BackendDict.reset()
+from tests.support import CLIENT_KWARGS as KWARGS
 
 
 def _record(value: str, at: int) -> dict[str, object]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -13,18 +12,7 @@ import pytest
 
 from devstack.emulator import Emulator
 from devstack.snapshot import RequestGate, SnapshotError, is_mutating
-
-KWARGS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture
-def fresh_moto() -> Iterator[None]:
-    """This process's own moto backends, empty before and after (the session emulator is another process)."""
-    from moto.core.base_backend import BackendDict
-
-    BackendDict.reset()
-    yield
-    BackendDict.reset()
+from tests.support import CLIENT_KWARGS as KWARGS
 
 
 def test_a_saved_emulator_comes_back_whole(tmp_path: Path, fresh_moto: None) -> None:
