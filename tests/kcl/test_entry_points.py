@@ -23,22 +23,12 @@ def test_without_the_flag_the_daemon_runs_whatever_the_environment_says(module: 
         "KCL_DRIVER": "local",
         f"{module.upper()}_DRIVER": "local",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", module, "--print-properties"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    assert "executableName" in result.stdout  # the daemon's properties: the daemon path was taken
-    help_text = subprocess.run(
-        [sys.executable, "-m", module, "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=True,
-    ).stdout
-    assert "(default: daemon)" in " ".join(help_text.split())
+
+    def run(option: str) -> str:
+        command = [sys.executable, "-m", module, option]
+        return subprocess.run(
+            command, capture_output=True, text=True, cwd=ROOT, env=env, check=True, timeout=60
+        ).stdout
+
+    assert "executableName" in run("--print-properties")  # the daemon's properties: the daemon path was taken
+    assert "(default: daemon)" in " ".join(run("--help").split())
