@@ -27,11 +27,9 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import UNLIMITED_RATE, http_load, progress, wait_http
+from bench.common import ROOT, UNLIMITED_RATE, http_load, progress, wait_http
 from bench.gateway.run import process_event_requests
 from devstack.emulator import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def profile(source: Path, events: int, concurrency: int, top: int) -> int:
