@@ -47,3 +47,6 @@ class BatchResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+    # Records accepted and waiting in this process's batcher right now (not cached like the checks):
+    # the queue an operator watches drain during a deploy or a Kinesis slowdown.
+    queued: int | None = None

@@ -100,6 +100,11 @@ async def _batcher(app: web.Application) -> AsyncIterator[None]:
     logger.info("batcher drained", extra={"drained": pending, "sent": batcher.stats.records_sent})
 
 
+async def _stop_lingering(app: web.Application) -> None:
+    # aiohttp runs on_shutdown before it waits for the requests in flight, which wait for the batcher.
+    app[BATCHER].stop_lingering()
+
+
 async def _readiness(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[READINESS].close()  # a check still in flight ends before the clients close
@@ -114,6 +119,7 @@ def create_app(settings: Settings) -> web.Application:
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[OPENAPI] = build_openapi(max_body_bytes=settings.max_body_bytes, max_batch=MAX_BATCH_EVENTS)
     app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher, _readiness])
+    app.on_shutdown.append(_stop_lingering)
     setup_routes(app)
     setup_github_webhooks(app)
     setup_metrics(app)

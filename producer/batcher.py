@@ -156,6 +156,16 @@ class KinesisBatcher:
             _fail(entry, BatcherClosed("gateway shut down before the record was sent"))
         self._pending.clear()
 
+    def stop_lingering(self) -> None:
+        """Send what is queued at once, and every later record without waiting for a fuller batch.
+
+        Called when the gateway starts to stop: the requests still in flight wait for their records'
+        puts, and the server waits for those requests before the batcher is closed, so a long linger
+        would hold the whole shutdown (past its timeout: disconnected clients) for no gain.
+        """
+        self._linger = 0.0
+        self._batch_full.set()
+
     @property
     def pending(self) -> int:
         return len(self._pending)

@@ -189,7 +189,7 @@ async def readiness_check(app: web.Application) -> tuple[int, dict[str, Any]]:
 
 async def readyz(request: web.Request) -> web.Response:
     status, body = await request.app[READINESS]()
-    return _json(body, status)
+    return _json({**body, "queued": request.app[BATCHER].pending}, status)
 
 
 async def openapi(request: web.Request) -> web.Response:

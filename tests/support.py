@@ -208,14 +208,20 @@ class KclChild:
         assert self.receive() == {"action": "status", "responseFor": "initialize"}
 
 
+_GUNICORN_LISTENING = re.compile(r"Listening at: http://\S+:(\d+) ")
+
+
 def announced_gateway_port(log: Path, alive: Any, timeout: float = 60) -> int:
     """The port a ``python -m producer --port 0`` bound, from its "gateway listening" log line (JSON
-    lines in ``log``, its stderr). ``alive()`` is False once the process has exited."""
+    lines in ``log``, its stderr), or that ``python -m producer.multiworker --port 0`` bound, from
+    gunicorn's "Listening at" line. ``alive()`` is False once the process has exited."""
     deadline = time.monotonic() + timeout
     while True:
         for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
             if '"gateway listening"' in line:
                 return int(json.loads(line)["port"])
+            if gunicorn := _GUNICORN_LISTENING.search(line):
+                return int(gunicorn.group(1))
         if not alive():
             raise RuntimeError(
                 f"the gateway exited before listening:\n{log.read_text(errors='replace')[-3000:]}"

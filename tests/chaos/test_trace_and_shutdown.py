@@ -16,8 +16,7 @@ import pytest
 from bench.chaos.run import Proc
 from bench.common import wait_http
 from devops_core.kcl.leases import LeaseTable
-from devstack.emulator import free_port
-from tests.support import Stack
+from tests.support import Stack, announced_gateway_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -70,14 +69,16 @@ def test_event_id_is_traceable_and_sigterm_checkpoints(
         "NEW_RELIC_LOG_ENDPOINT": f"{newrelic_standin}/log/v1",
         "LOG_LEVEL": "INFO",
     }
-    port = free_port()
-    gateway = Proc("gateway", ["-m", "producer", "--port", str(port)], env, tmp_path)
+    gateway = Proc("gateway", ["-m", "producer", "--port", "0"], env, tmp_path)  # logs the port it bound
     consumer = Proc("consumer", ["-m", "consumer", "--driver", "local"], env, tmp_path)
     aggregator = Proc("aggregator", ["-m", "aggregator", "--driver", "local"], env, tmp_path)
     procs = [gateway, consumer, aggregator]
     try:
         for proc in procs:
             proc.start()
+        port = announced_gateway_port(
+            gateway.log, lambda: gateway.process is not None and gateway.process.poll() is None
+        )
         wait_http(f"http://127.0.0.1:{port}/healthz")
         event_id = str(uuid.uuid4())
         accepted = _post(

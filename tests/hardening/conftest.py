@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.emulator import free_port, wait_for_http
+from devstack.emulator import wait_for_http
 from devstack.resources import provision
 from tests.support import ROOT, announced_gateway_port, unique_settings
 
@@ -29,12 +29,11 @@ def start_gateway_process(log: Path, module: str = "producer", **env: str) -> Ga
     """Provision unique resources and run ``python -m <module>`` against the session's emulator."""
     settings = unique_settings()
     token = provision(settings, shard_count=1).token
-    # python -m producer binds port 0 and logs the port it got (no window for another process to take
-    # it); gunicorn (producer.multiworker) is given a free port.
-    port = 0 if module == "producer" else free_port()
+    # Port 0: the OS picks a free port (no window for another process to take it) and the gateway
+    # logs which (python -m producer in JSON, producer.multiworker through gunicorn).
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(port)],
+            [sys.executable, "-m", module, "--port", "0"],
             cwd=ROOT,
             env={
                 **os.environ,
@@ -47,8 +46,7 @@ def start_gateway_process(log: Path, module: str = "producer", **env: str) -> Ga
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
-    if port == 0:
-        port = announced_gateway_port(log, lambda: process.poll() is None)
+    port = announced_gateway_port(log, lambda: process.poll() is None)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz")
     return GatewayProcess(url, token, settings.devops_stream_name, process, log)

@@ -36,6 +36,16 @@ async def test_close_sends_everything_still_queued(stack: Stack) -> None:
         batcher.submit(b"late", "k")
 
 
+async def wait_until_queued(session: aiohttp.ClientSession, readyz: str, count: int) -> None:
+    """Until the gateway's batcher holds ``count`` records (its /readyz says so): a fixed sleep
+    would be too short on a busy machine, and SIGTERM must find every request inside."""
+    while True:
+        async with session.get(readyz) as response:
+            if (await response.json())["queued"] == count:
+                return
+        await asyncio.sleep(0.02)
+
+
 async def test_sigterm_under_load_answers_every_request_and_loses_nothing(
     emulator: str, stack: Stack, tmp_path: Path
 ) -> None:
@@ -43,7 +53,7 @@ async def test_sigterm_under_load_answers_every_request_and_loses_nothing(
         **os.environ,
         "DEVOPS_STREAM_NAME": stack.settings.devops_stream_name,
         "SECRET_STORE_NAME": stack.settings.secret_store_name,
-        "BATCH_LINGER_MS": "1500",  # hold records in the queue so SIGTERM finds them there
+        "BATCH_LINGER_MS": "60000",  # hold records in the queue so SIGTERM finds them there
         "LOG_LEVEL": "INFO",
     }
     log = tmp_path / "gateway.log"
@@ -74,7 +84,7 @@ async def test_sigterm_under_load_answers_every_request_and_loses_nothing(
                     return response.status, (await response.json()).get("event_id", "")
 
             requests = [asyncio.create_task(send(i)) for i in range(40)]
-            await asyncio.sleep(0.5)  # all 40 are now waiting in the batcher
+            await wait_until_queued(session, f"http://127.0.0.1:{port}/readyz", 40)
             started = time.monotonic()
             gateway.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*requests)

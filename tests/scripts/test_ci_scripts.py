@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -27,7 +28,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from devops_core.events import CLIENT_EVENTS, DevOpsEvent
-from devstack.emulator import free_port
 from devstack.inspect import read_stream_events
 from devstack.resources import provision
 from producer.app import create_app
@@ -92,6 +92,13 @@ async def run_script(
 Action = int | str | tuple[int, str]
 
 
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @dataclass
 class StubGateway:
     """Answers from ``plan`` (a status, (status, Retry-After), 'hang' or 'forward_then_503'), then
@@ -102,9 +109,15 @@ class StubGateway:
     always: Action | None = None
     bodies: list[dict[str, object]] = field(default_factory=list)
     raw_bodies: list[bytes] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
+    # Bound now (port 0: no other process can take it), listening only from start(): until then a
+    # client is refused, as by a gateway that is not up yet.
+    _socket: socket.socket = field(default_factory=lambda: _bound_socket())
     _runner: web.AppRunner | None = None
     _release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -115,12 +128,13 @@ class StubGateway:
         app.router.add_post("/process-event", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self._runner, self._socket).start()
 
     async def stop(self) -> None:
         self._release.set()
         if self._runner is not None:
             await self._runner.cleanup()
+        self._socket.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
