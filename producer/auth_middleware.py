@@ -22,6 +22,7 @@ __all__ = [
     "SELF_AUTHENTICATED_PATHS",
     "auth_middleware",
     "authenticate",
+    "bearer_caller",
     "charge",
     "is_public",
 ]
@@ -50,8 +51,15 @@ def authenticate(request: web.Request) -> None:
     (producer/server.py) share it."""
     if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS or request.method == "OPTIONS":
         return
-    tokens = request.app[TOKENS]
-    header = request.headers.get("Authorization", "")
+    caller = bearer_caller(request.app, request.headers.get("Authorization", ""))
+    request[CALLER] = caller
+    charge(request.app, caller, 1, request.path)
+
+
+def bearer_caller(app: web.Application, header: str) -> str:
+    """The caller's rate-limit key for an ``Authorization`` header value (ApiError 401/503). The
+    aiohttp routes and the raw event routes (producer/fast_http.py) both check tokens here."""
+    tokens = app[TOKENS]
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
@@ -63,8 +71,7 @@ def authenticate(request: web.Request) -> None:
         raise ApiError(503, "no token loaded yet; retry shortly", headers={"Retry-After": "2"})
     if not tokens.is_valid(presented):
         raise ApiError(401, "token is not valid", headers=_CHALLENGE)
-    request[CALLER] = token_key(presented)
-    charge(request, 1)
+    return token_key(presented)
 
 
 @web.middleware
@@ -73,18 +80,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def charge(request: web.Request, cost: int) -> None:
-    """Charge ``cost`` events to the request's token; a 429 with Retry-After when over the limit."""
-    wait = request.app[RATE_LIMITER].take(request[CALLER], cost)
+def charge(app: web.Application, caller: str, cost: int, path: str) -> None:
+    """Charge ``cost`` events to the caller's token; a 429 with Retry-After when over the limit."""
+    limiter = app[RATE_LIMITER]
+    wait = limiter.take(caller, cost)
     if wait:
         retry_after = RateLimiter.retry_after(wait)
         logger.warning(
-            "rate limited",
-            extra={"token_key": request[CALLER], "path": request.path, "cost": cost, "wait_s": wait},
+            "rate limited", extra={"token_key": caller, "path": path, "cost": cost, "wait_s": wait}
         )
         raise ApiError(
             429,
-            f"rate limit of {request.app[RATE_LIMITER].rate:g} events/s per token exceeded; "
-            f"retry after {retry_after} s",
+            f"rate limit of {limiter.rate:g} events/s per token exceeded; retry after {retry_after} s",
             headers={"Retry-After": retry_after},
         )

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from producer.api_models import ErrorBody
 
-__all__ = ["ApiError", "error_answer", "error_middleware", "json_error"]
+__all__ = ["ApiError", "error_answer", "error_json", "error_middleware", "json_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,18 @@ class ApiError(Exception):
         self.close = close
 
 
+def error_json(error: str, detail: Any) -> bytes:
+    """The body of every error answer, on aiohttp's routes and on the raw event routes alike."""
+    return ErrorBody(error=error, detail=detail).model_dump_json().encode()
+
+
 def json_error(
     status: int, error: str, detail: Any, headers: dict[str, str] | None = None, *, close: bool = False
 ) -> web.Response:
-    body = ErrorBody(error=error, detail=detail).model_dump_json()
-    response = web.Response(status=status, text=body, content_type="application/json", headers=headers)
+    body = error_json(error, detail)
+    response = web.Response(
+        status=status, body=body, content_type="application/json", charset="utf-8", headers=headers
+    )
     if close:
         response.force_close()
     return response

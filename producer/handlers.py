@@ -27,9 +27,16 @@ from producer.intake import (
 )
 from producer.limits import read_body
 from producer.readiness import PUT_FAILURE_WINDOW_SECONDS, Readiness
-from producer.state import BATCHER, HEALTH_CLIENT, OPENAPI, READINESS, SETTINGS, TOKENS
+from producer.state import BATCHER, CALLER, HEALTH_CLIENT, OPENAPI, READINESS, SETTINGS, TOKENS
 
-__all__ = ["MAX_BATCH_EVENTS", "readiness_check", "setup_routes"]
+__all__ = [
+    "MAX_BATCH_EVENTS",
+    "accept_events",
+    "event_accepted",
+    "readiness_check",
+    "setup_routes",
+    "submit_event",
+]
 
 _RETRY_AFTER = {"Retry-After": "1"}
 _JSON = "application/json"
@@ -61,8 +68,9 @@ def _field_errors(error: ValidationError, prefix: str = "") -> list[FieldError]:
     ]
 
 
-async def process_event(request: web.Request) -> web.Response:
-    raw = await read_json_body(request)
+def submit_event(app: web.Application, raw: bytes) -> tuple[str, asyncio.Future[PutResult]]:
+    """One event's body validated and its record queued: (event_id, the put's future). ApiError
+    400/422/503. ``POST /process-event`` on aiohttp and on the raw route (producer/fast_http.py)."""
     now = datetime.now(UTC)
     try:
         event = parse_event(raw, now)
@@ -72,16 +80,32 @@ async def process_event(request: web.Request) -> web.Response:
         raise ApiError(422, [e.model_dump() for e in _field_errors(exc)]) from None
     record = wire_record(event, received_at=iso_time(now))
     try:
-        result = await request.app[BATCHER].put(record.data, record.repo, event_id=record.event_id)
+        future = app[BATCHER].submit(record.data, record.repo, event_id=record.event_id)
+    except KinesisUnavailable as exc:
+        raise ApiError(503, str(exc), headers=_RETRY_AFTER) from None
+    return record.event_id, future
+
+
+def event_accepted(event_id: str, put: asyncio.Future[PutResult]) -> bytes:
+    """The 202 body of a finished put, or ApiError 503 when Kinesis did not take the record."""
+    try:
+        result = put.result()
     except KinesisUnavailable as exc:
         raise ApiError(503, str(exc), headers=_RETRY_AFTER) from None
     accepted = {
         "status": "accepted",
-        "event_id": record.event_id,
+        "event_id": event_id,
         "shard_id": result.shard_id,
         "sequence_number": result.sequence_number,
     }
-    return _json(accepted, 202)
+    return to_json(accepted)
+
+
+async def process_event(request: web.Request) -> web.Response:
+    raw = await read_json_body(request)
+    event_id, put = submit_event(request.app, raw)
+    await asyncio.wait((put,))  # its outcome, success or not, is read by event_accepted
+    return web.Response(body=event_accepted(event_id, put), status=202, content_type=_JSON)
 
 
 def _batch_events(raw: bytes, now: datetime) -> list[EventIn | ValidationError]:
@@ -108,13 +132,16 @@ def _batch_events(raw: bytes, now: datetime) -> list[EventIn | ValidationError]:
     return items
 
 
-async def process_events(request: web.Request) -> web.Response:
-    raw = await read_json_body(request)
+async def accept_events(
+    app: web.Application, caller: str, raw: bytes
+) -> tuple[int, bytes, dict[str, str] | None]:
+    """``POST /events`` once authenticated (one event charged): (status, body, headers), ApiError for
+    the request as a whole. The aiohttp route and the raw route (producer/fast_http.py) share it."""
     now = datetime.now(UTC)
     items = _batch_events(raw, now)
-    charge(request, len(items) - 1)  # the auth middleware charged one already
+    charge(app, caller, len(items) - 1, "/events")  # authentication charged one already
     received_at = iso_time(now)
-    batcher = request.app[BATCHER]
+    batcher = app[BATCHER]
     results: list[BatchItemResult] = []
     # The first item of each event_id: its record, and its result (repeats follow its outcome).
     first: dict[str, tuple[int, WireRecord]] = {}
@@ -159,13 +186,17 @@ async def process_events(request: web.Request) -> web.Response:
     response = BatchResponse(accepted=accepted, rejected=len(results) - accepted, results=results)
     status = 202 if accepted == len(results) else 207
     headers = _RETRY_AFTER if any(r.status == 503 for r in results) else None
-    return web.Response(
-        body=response.model_dump_json(exclude_none=True), status=status, content_type=_JSON, headers=headers
-    )
+    return status, response.model_dump_json(exclude_none=True).encode(), headers
+
+
+async def process_events(request: web.Request) -> web.Response:
+    raw = await read_json_body(request)
+    status, body, headers = await accept_events(request.app, request[CALLER], raw)
+    return web.Response(body=body, status=status, content_type=_JSON, headers=headers)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json(Health(status="ok").model_dump())
+    return _json(Health(status="ok").model_dump(exclude_none=True))
 
 
 async def readiness_check(app: web.Application) -> tuple[int, dict[str, Any]]:
@@ -184,7 +215,9 @@ async def readiness_check(app: web.Application) -> tuple[int, dict[str, Any]]:
     failing = batcher.stats.failing_since(asyncio.get_running_loop().time(), PUT_FAILURE_WINDOW_SECONDS)
     checks["puts"] = "ok" if failing is None else f"failing: {failing}; no record accepted since"
     ok = all(value == "ok" for value in checks.values())
-    return (200 if ok else 503), Health(status="ok" if ok else "unavailable", checks=checks).model_dump()
+    return (200 if ok else 503), Health(status="ok" if ok else "unavailable", checks=checks).model_dump(
+        exclude_none=True
+    )
 
 
 async def readyz(request: web.Request) -> web.Response:

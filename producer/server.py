@@ -2,12 +2,11 @@
 (``producer/limits.py``), used by ``python -m producer``, the gunicorn workers of
 ``python -m producer.multiworker``, ``make run`` (devstack) and the tests.
 
-The runner serves the two event routes, ``POST /process-event`` and ``POST /events``, by a direct call:
-the same handler behind the same checks as the app's middlewares (``authenticate`` and
-``error_answer``, which the middlewares call too), without aiohttp's router, match-info object and
-middleware chain, which cost about a fifth of a small request's CPU (docs/performance.md). Every other
-request, and these when a request carries ``Expect`` or the app gains another middleware or a
-response-prepare signal, goes through ``Application._handle`` as usual.
+Its connections start on the raw event routes (producer/fast_http.py): ``POST /process-event`` and
+``POST /events`` answered from the socket with the same checks and handlers as the app's routes, at a
+fraction of aiohttp's cost per request (docs/performance.md). The first request that is anything else
+hands the connection to aiohttp, which serves it from then on. When the app gains another middleware
+or a response-prepare signal, every connection is aiohttp's from the start.
 
 The runner also replaces aiohttp's answer to requests its HTTP parser refuses (a header over 8,190
 bytes, too many headers, a malformed request line). aiohttp logs those at ERROR with the offending
@@ -18,21 +17,22 @@ error body and the log line names only the status, the kind of error and the pee
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from devops_core.settings import Settings
 from producer.app import create_app
-from producer.auth_middleware import auth_middleware, authenticate
-from producer.errors import Handler, error_answer, error_middleware, json_error
+from producer.auth_middleware import auth_middleware
+from producer.errors import error_middleware, json_error
+from producer.fast_http import RawEventConnection
 from producer.limits import server_kwargs
 
-__all__ = ["FAST_ROUTES", "GatewayRunner", "gateway_runner", "start_gateway"]
+__all__ = ["GatewayRunner", "gateway_runner", "serves_raw_routes", "start_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,53 +67,34 @@ class _GatewayRequestHandler(RequestHandler):
 
 
 class _GatewayServer(web.Server):
-    def __call__(self) -> RequestHandler:
+    raw_routes: web.Application | None = None  # the app whose event routes connections serve raw
+
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
+        if self.raw_routes is None:
+            return self._aiohttp_handler()
+        return RawEventConnection(self, self.raw_routes, self._aiohttp_handler)
+
+    def _aiohttp_handler(self) -> RequestHandler:
         return _GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
-FAST_ROUTES = frozenset({"/process-event", "/events"})  # POST only
-
-
-class _Dispatch:
-    """The server's request handler: the event routes called directly, everything else by the app."""
-
-    def __init__(self, app: web.Application) -> None:
-        self._handle = app._handle
-        self._fast: dict[str, tuple[UrlMappingMatchInfo, Handler]] = {}
-        if tuple(app.middlewares) != (error_middleware, auth_middleware) or app.on_response_prepare:
-            return  # the direct call would skip something the app does: serve everything the usual way
-        for route in app.router.routes():
-            resource = route.resource
-            if route.method == hdrs.METH_POST and resource is not None and resource.canonical in FAST_ROUTES:
-                # Static routes have an empty match dict: one frozen match info serves every request.
-                match = UrlMappingMatchInfo({}, route)
-                match.add_app(app)
-                match.freeze()
-                self._fast[resource.canonical] = (match, route.handler)
-
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        fast = self._fast.get(request.path) if request.method == hdrs.METH_POST else None
-        if fast is None or hdrs.EXPECT in request.headers:
-            return await self._handle(request)  # type: ignore[arg-type]
-        assert isinstance(request, web.Request)
-        request._match_info, handler = fast  # what the router would have found (request.app works)
-        try:
-            authenticate(request)
-            return await handler(request)
-        except Exception as exc:
-            return error_answer(request, exc)
+def serves_raw_routes(app: web.Application) -> bool:
+    """Whether the raw event routes do all that aiohttp's would: only while the app's middlewares are
+    the two whose checks they share and no response signal would be skipped."""
+    return tuple(app.middlewares) == (error_middleware, auth_middleware) and not app.on_response_prepare
 
 
 class GatewayRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer parser errors without echoing the request, and whose
-    server calls the event routes directly."""
+    """``web.AppRunner`` whose connections answer parser errors without echoing the request, and serve
+    the event routes straight from the socket (producer/fast_http.py)."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        # aiohttp builds the Server itself (Application._make_handler); only its protocol factory and
-        # its request handler change, so the instance keeps every setting.
+        # aiohttp builds the Server itself (Application._make_handler); only its protocol factory
+        # changes, so the instance keeps every setting.
         server.__class__ = _GatewayServer
-        server.request_handler = _Dispatch(self.app)
+        if serves_raw_routes(self.app):
+            server.raw_routes = self.app  # type: ignore[attr-defined]
         return server
 
 
