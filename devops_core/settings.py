@@ -145,7 +145,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, description="Requests above this get a 413.")
     batch_max_records: int = Field(default=500, ge=1, le=500)
     batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=5 * 1024 * 1024)
-    batch_linger_ms: float = Field(default=5.0, ge=0, description="Max wait before a partial batch is sent.")
+    batch_linger_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra wait before a partial batch is sent. 0: at once when no other partial batch is "
+        "in flight (records arriving meanwhile ride along in the next call, so batches grow with load).",
+    )
     batch_max_pending: int = Field(default=20_000, ge=1, description="Queue bound; beyond it: 503.")
     batch_max_in_flight: int = Field(default=4, ge=1, description="Concurrent PutRecords calls.")
     batch_retry_deadline_seconds: float = Field(

@@ -39,6 +39,7 @@ class FaultPlan(BaseModel):
     put_records_entry_failure_ratio: float = Field(0.0, ge=0, le=1)
     kinesis_throttle_ratio: float = Field(0.0, ge=0, le=1, description="whole Kinesis calls throttled")
     kinesis_unavailable: bool = Field(False, description="every Kinesis call answered 503")
+    kinesis_latency_ms: float = Field(0.0, ge=0, description="every Kinesis call answered this much later")
     timestream_reject_ratio: float = Field(0.0, ge=0, le=1)
     timestream_reject_reason: str = (
         "The record timestamp is outside the time range of the data ingestion window."
@@ -192,6 +193,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             503, {"__type": "ServiceUnavailable", "message": "injected outage"}, amz_json="1.0"
         )
     if service.startswith("Kinesis"):
+        if plan.kinesis_latency_ms:
+            await asyncio.sleep(plan.kinesis_latency_ms / 1000)
         if plan.kinesis_unavailable:
             counts["kinesis_unavailable"] += 1
             return _json_response(503, {"__type": "ServiceUnavailable", "message": "injected outage"})

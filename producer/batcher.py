@@ -1,8 +1,11 @@
 """Micro-batching of Kinesis PutRecords.
 
 Each HTTP request puts its record in a queue and awaits a future; a flusher sends up to 500 records
-/ 5 MiB per PutRecords as soon as a batch is full or the oldest record has waited ``linger``
-seconds. A request is answered 202 only when its own entry came back with a sequence number.
+/ 5 MiB per PutRecords: a full batch as soon as one of ``max_in_flight`` calls is free, a partial one
+as soon as no other partial batch is in flight (Nagle's rule; after ``linger`` seconds when that is
+set). Records that arrive meanwhile ride along in the next call, so batches grow with the load and
+Kinesis's latency without making a lone request wait. A request is
+answered 202 only when its own entry came back with a sequence number.
 
 Retries are split by who can see the failure: botocore's standard retry mode retries whole calls
 (throttling, 5xx, connection errors); only this class can see entries that failed inside a
@@ -111,7 +114,7 @@ class KinesisBatcher:
         *,
         max_records: int = MAX_BATCH_RECORDS,
         max_bytes: int = MAX_BATCH_BYTES,
-        linger: float = 0.005,
+        linger: float = 0.0,
         max_pending: int = 20_000,
         max_in_flight: int = 4,
         retry_deadline: float = 10.0,
@@ -133,6 +136,9 @@ class KinesisBatcher:
         self._batch_full = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Set while no partial batch is in flight (see _run).
+        self._no_partial_in_flight = asyncio.Event()
+        self._no_partial_in_flight.set()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = BatcherStats()
@@ -214,12 +220,20 @@ class KinesisBatcher:
                 # Wait for a full batch, or the linger time, whichever comes first.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._batch_full.wait(), self._linger)
+            if not self._batch_full.is_set() and not self._no_partial_in_flight.is_set():
+                # Nagle's rule: one partial batch in flight at a time. The next waits for it (or for a
+                # full batch), and the records arriving meanwhile ride along: batches grow with the
+                # load and the call latency, a lone request is sent at once, full batches use every slot.
+                await _first_of(self._batch_full, self._no_partial_in_flight)
             await self._slots.acquire()
+            partial = not self._batch_full.is_set()
             batch = self._take_batch()
             if not batch:
                 self._slots.release()
                 continue
-            task = asyncio.create_task(self._send(batch))
+            if partial:
+                self._no_partial_in_flight.clear()
+            task = asyncio.create_task(self._send(batch, partial=partial))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         if self._in_flight:
@@ -249,15 +263,17 @@ class KinesisBatcher:
             self._batch_full.clear()
         return batch
 
-    async def _send(self, batch: list[_Entry]) -> None:
+    async def _send(self, batch: list[_Entry], *, partial: bool = False) -> None:
         try:
-            await self._send_with_retries(batch)
+            await self._send_with_retries(batch, partial=partial)
         except Exception as error:  # never leave a request waiting forever
             logger.exception("unexpected batcher failure")
             for entry in batch:
                 _fail(entry, KinesisUnavailable(str(error)))
         finally:
             self._slots.release()
+            if partial:
+                self._no_partial_in_flight.set()
 
     def _late_message(self) -> str:
         return f"Kinesis did not accept the record within {self._retry_deadline:g} s"
@@ -267,7 +283,7 @@ class KinesisBatcher:
         self.stats.last_error = reason
         self.stats.last_error_at = asyncio.get_running_loop().time()
 
-    async def _send_with_retries(self, batch: list[_Entry]) -> None:
+    async def _send_with_retries(self, batch: list[_Entry], *, partial: bool = False) -> None:
         loop = asyncio.get_running_loop()
         attempt = 0
         entries = batch
@@ -303,6 +319,8 @@ class KinesisBatcher:
                 for entry in entries:
                     _fail(entry, KinesisUnavailable(f"Kinesis is unavailable: {type(error).__name__}"))
                 return
+            if partial:  # answered: the next partial batch may go while refused entries back off
+                self._no_partial_in_flight.set()
             failed: list[_Entry] = []
             accepted: list[tuple[_Entry, PutResult]] = []
             for entry, result in zip(entries, response["Records"], strict=True):
@@ -363,3 +381,13 @@ def _log_accepted(accepted: list[tuple[_Entry, PutResult]]) -> None:
 def _fail(entry: _Entry, error: Exception) -> None:
     if not entry.future.done():
         entry.future.set_exception(error)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -16,7 +16,6 @@ The general path (``json.loads``, ``parse_client_body``, ``EventIn.to_wire`` bui
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -24,7 +23,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
-from devops_core.events import SCHEMA_VERSION, EventIn, parse_client_body
+from devops_core.events import SCHEMA_VERSION, EventIn, new_event_id, parse_client_body
 
 __all__ = [
     "MAX_BATCH_EVENTS",
@@ -93,7 +92,7 @@ def parse_events(raw: bytes, now: datetime) -> list[EventIn] | None:
 def wire_record(event: EventIn, *, received_at: str, source: str = "api") -> WireRecord:
     """The record ``event.to_wire(source=..., received_at=...).to_record_data()`` would give, where
     ``received_at`` is the receive time already formatted by ``iso_time``."""
-    event_id = event.event_id or str(uuid.uuid4())
+    event_id = event.event_id or new_event_id()
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "event_id": event_id,

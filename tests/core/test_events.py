@@ -238,3 +238,15 @@ def test_content_digest_ignores_only_the_receive_time() -> None:
     )
     assert first.content_digest() == resent.content_digest()
     assert len({first.content_digest(), other_day.content_digest(), failed.content_digest()}) == 3
+
+
+def test_new_event_id_is_a_random_version_4_uuid() -> None:
+    import uuid
+
+    from devops_core.events import new_event_id
+
+    ids = [new_event_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for event_id in ids:
+        parsed = uuid.UUID(event_id)
+        assert (str(parsed), parsed.version, parsed.variant) == (event_id, 4, uuid.RFC_4122)

@@ -199,3 +199,37 @@ async def test_black_holed_kinesis_gets_503_within_the_deadline(kinesis_via_prox
         )
         assert [answer.status for answer in queued] == [503] * 10
     assert fault_counts(kinesis_via_proxy)["black_holed"] >= 1
+
+
+async def test_records_arriving_during_a_slow_put_ride_along_in_the_next_call(
+    kinesis_via_proxy: str, stack: Stack
+) -> None:
+    """Nagle's rule in the batcher: while one partial batch is in flight (Kinesis answering in 1 s),
+    the next 40 requests, arriving one by one, gather into one call instead of taking a call per free
+    slot."""
+    set_faults(kinesis_via_proxy, kinesis_latency_ms=1000)
+    async with open_gateway(stack.settings) as client:
+        headers = bearer(stack.token)
+
+        async def send(i: int) -> int:
+            response = await client.post(
+                "/process-event", json={"repo": "r", "event": "push", "event_id": f"n-{i}"}, headers=headers
+            )
+            return response.status
+
+        first = asyncio.create_task(send(0))
+        for _ in range(3000):  # until the first record's call is in flight
+            if (await asyncio.to_thread(fault_counts, kinesis_via_proxy)).get("calls:PutRecords"):
+                break
+            await asyncio.sleep(0.01)
+        later = []
+        for i in range(1, 41):  # spread over ~0.4 s, all while the first call is in flight
+            later.append(asyncio.create_task(send(i)))
+            await asyncio.sleep(0.01)
+        statuses = await asyncio.gather(first, *later)
+    assert statuses == [202] * 41
+    # One call for the first record, one for the 40 that arrived while it was in flight (a third if
+    # the machine was slow enough for some to arrive after that). One call per slot would make 5+.
+    assert fault_counts(kinesis_via_proxy)["calls:PutRecords"] <= 3
+    stored = {event.event_id for event in read_stream_events(stack.settings.devops_stream_name)}
+    assert stored == {f"n-{i}" for i in range(41)}
