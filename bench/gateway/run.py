@@ -9,7 +9,8 @@
      per request (bench/gateway/seed_flask_app.py), against ``python -m producer``, both writing into
      the same emulator: the gateway at least 20x (b) on POST /process-event.
   3. The emulator's own PutRecords ceiling (batches of 500 of the gateway's records, 4 calls in flight,
-     no HTTP in front) against the gateway's POST /events (batches of 100): within 10% of the ceiling.
+     no HTTP in front) against the gateway's POST /events (batches of 100, from as many clients as
+     keep the same 2,000 records outstanding): within 10% of the ceiling.
   4. ``python -m producer.multiworker`` (the container's entry point) with GATEWAY_WORKERS=2 against 1
      worker, into the same emulator: at least 1.7x.
 
@@ -172,7 +173,12 @@ def load(url: str, requests: list[bytes], concurrency: int) -> Callable[[], Load
     return lambda: uvloop.run(http_load(url, requests, concurrency))
 
 
-def put_records_ceiling(stream: str, batches: int, in_flight: int = 4) -> Callable[[], LoadRun]:
+CEILING_IN_FLIGHT = 4  # PutRecords calls of 500 records in flight when measuring the ceiling
+
+
+def put_records_ceiling(
+    stream: str, batches: int, in_flight: int = CEILING_IN_FLIGHT
+) -> Callable[[], LoadRun]:
     """The emulator's PutRecords alone: ``batches`` calls of 500 gateway-shaped records, ``in_flight``
     at a time, through the same client library and settings as the gateway."""
     from devops_core.aws import aio_client, client_config
@@ -313,7 +319,8 @@ def main() -> int:
         batch_requests = events_requests(gateway_token, args.events, args.batch)
         batched = Contestant(
             f"gateway POST /events (x{args.batch})",
-            load(gateway_url, batch_requests, 8),
+            # As many records outstanding as the ceiling has (4 calls x 500): 20 clients of 100 events.
+            load(gateway_url, batch_requests, max(1, CEILING_IN_FLIGHT * 500 // args.batch)),
             gateway_process.pid,
             events_per_request=args.batch,
         )
