@@ -16,13 +16,15 @@ to aiohttp with every byte received so far, unread: aiohttp parses the request a
 there from the start and gives its usual answer (JSON errors, 401s with a challenge, 413 with
 lingering, parser refusals without echo: producer/server.py), and keeps the connection from then on.
 So the raw route decides only what is certain, and every limit keeps its one implementation, except
-the three this module must enforce itself while it holds the connection:
+what this module must enforce itself while it holds the connection:
 
 - a head not complete within ``KEEPALIVE_TIMEOUT_SECONDS`` of the connection opening or of the last
   answer: disconnected, as aiohttp does;
 - a body not complete within ``BODY_READ_TIMEOUT_SECONDS``: 408 JSON, then read and drop for
   ``LINGERING_SECONDS`` and close, as ``producer.limits.read_body`` does;
-- graceful shutdown: a request in flight is answered (``Connection: close``), an idle connection closes.
+- graceful shutdown: a request in flight is answered (``Connection: close``), an idle connection closes;
+- flow control: no reading while the client does not read its answers or while a pipelined request
+  waits behind the one in flight.
 
 The handlers' logic (validation, rate limit, batcher, answers) is the same code as the aiohttp routes
 (``producer.handlers.submit_event`` / ``event_accepted`` / ``accept_events``).
@@ -181,7 +183,12 @@ class RawEventConnection(asyncio.Protocol):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._paused = False
+        # Reading stops while a pipelined request waits behind the one in flight (``_held``) or the
+        # client does not read its answers (``_write_blocked``, asyncio's flow control).
+        self._held = False
+        self._write_blocked = False
+        self._reading = True
+        self._advancing = False
         self._closing = False  # the server is stopping: answer what is in flight, take nothing new
         self._lost: asyncio.Future[None] = self._loop.create_future()
 
@@ -198,9 +205,9 @@ class RawEventConnection(asyncio.Protocol):
         self._buffer += data
         if self._state == _ANSWERING:
             # Pipelined requests wait for the answer in flight; never hold more than one more request.
-            if len(self._buffer) > MAX_HEAD_BYTES + self._max_body and not self._paused:
-                self._paused = True
-                self._transport.pause_reading()  # type: ignore[union-attr]
+            if len(self._buffer) > MAX_HEAD_BYTES + self._max_body:
+                self._held = True
+                self._update_reading()
             return
         self._advance()
 
@@ -216,6 +223,25 @@ class RawEventConnection(asyncio.Protocol):
         self._server._connections.pop(self, None)  # type: ignore[call-overload]
         if not self._lost.done():
             self._lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_blocked = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_blocked = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read only while the client reads its answers and no pipelined request is held back, so a
+        client that sends without reading cannot grow the buffers."""
+        wanted = not (self._held or self._write_blocked)
+        if wanted != self._reading and self._transport is not None and self._state != _DONE:
+            self._reading = wanted
+            if wanted:
+                self._transport.resume_reading()
+            else:
+                self._transport.pause_reading()
 
     # -- aiohttp's Server calls these at shutdown ---------------------------------------------
     def close(self) -> None:
@@ -233,27 +259,41 @@ class RawEventConnection(asyncio.Protocol):
 
     # -- requests ------------------------------------------------------------------------------
     def _advance(self) -> None:
-        """Take the next request from the buffer as far as it has arrived."""
+        """Take the requests in the buffer, as far as they have arrived, one at a time. A loop, not a
+        recursion: answers given at once (a 400, a 429) call back here, and a client may pipeline
+        thousands of them."""
+        if self._advancing:
+            return  # the loop below goes on once the current step returns
+        self._advancing = True
+        try:
+            while self._step():
+                pass
+        finally:
+            self._advancing = False
+
+    def _step(self) -> bool:
+        """One request taken as far as it has arrived; True when it was answered at once and the
+        next may follow."""
         buffer = self._buffer
         if self._state == _READING:
             if not buffer:
-                return
+                return False
             end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
             if end < 0:
                 if len(buffer) >= MAX_HEAD_BYTES or not any(
                     prefix.startswith(buffer[: len(prefix)]) for prefix in _PREFIXES
                 ):
                     self._hand_off()
-                return  # the head is still arriving (the idle timer bounds how long)
+                return False  # the head is still arriving (the idle timer bounds how long)
             head = parse_head(bytes(buffer[:end]), self._max_body)
             if head is None:
                 self._hand_off()
-                return
+                return False
             try:
                 self._caller = bearer_caller(self._app, head.authorization)
             except ApiError:
                 self._hand_off()  # aiohttp answers it (401 with its challenge, 503 before a token)
-                return
+                return False
             self._head, self._body_start = head, end + 4
             self._state = _WAITING_BODY
             if len(buffer) < self._body_start + head.length:
@@ -262,11 +302,13 @@ class RawEventConnection(asyncio.Protocol):
             assert self._head is not None
             end = self._body_start + self._head.length
             if len(buffer) < end:
-                return
+                return False
             body = bytes(buffer[self._body_start : end])
             del buffer[:end]
             self._state = _ANSWERING
             self._serve(self._head, body)
+            return self._state == _READING
+        return False
 
     def _serve(self, head: _Head, body: bytes) -> None:
         try:
@@ -321,9 +363,9 @@ class RawEventConnection(asyncio.Protocol):
             transport.close()
             return
         self._state, self._head = _READING, None
-        if self._paused:
-            self._paused = False
-            transport.resume_reading()
+        if self._held:
+            self._held = False
+            self._update_reading()
         self._expect_by(self._idle_timeout)
         self._advance()
 
@@ -341,7 +383,7 @@ class RawEventConnection(asyncio.Protocol):
         handler = self._aiohttp_handler()
         transport.set_protocol(handler)
         handler.connection_made(transport)
-        if self._paused:
+        if not self._reading:
             transport.resume_reading()
         data, self._buffer = bytes(self._buffer), bytearray()
         self._state = _DONE

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -270,3 +271,45 @@ def test_parse_head_reads_the_happy_path() -> None:
     )
     assert head is not None
     assert (head.route, head.length, head.authorization, head.close) == ("/events", 10, "Bearer t", True)
+
+
+MALFORMED = b"{"  # answered 400 (or 429 past the rate limit) at once, without Kinesis
+
+
+async def test_thousands_of_pipelined_requests_answered_at_once_are_all_answered(
+    gateway: TestClient, stack: Stack
+) -> None:
+    """Answers given synchronously (400s) for a long pipeline: a loop, not a recursion per request."""
+    answers = await exchange(gateway, request("/process-event", stack.token, MALFORMED) * 5000, answers=5000)
+    assert {status for status, _, _ in answers} <= {400, 429}  # malformed, or over the token's rate
+    assert not any(by_aiohttp(answer) for answer in answers)
+
+
+async def test_a_client_that_never_reads_its_answers_is_not_read_either(
+    gateway: TestClient, stack: Stack
+) -> None:
+    """asyncio's flow control: once the answers back up, the raw route stops reading, so the client's
+    sends block instead of the gateway's buffers growing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((gateway.host, gateway.port))
+    sock.setblocking(False)
+    _, writer = await asyncio.open_connection(sock=sock)
+    burst = request("/process-event", stack.token, MALFORMED) * 1000
+    try:
+        for _ in range(300):  # 300,000 requests (39 MB) at most
+            writer.write(burst)
+            try:
+                await asyncio.wait_for(writer.drain(), 2)
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the gateway kept reading a client that reads none of its answers")
+        runner = gateway.server.runner
+        assert runner is not None
+        assert runner.server is not None
+        buffered = [transport.get_write_buffer_size() for transport in runner.server._connections.values()]
+        assert buffered
+        assert max(buffered) < 1024 * 1024
+    finally:
+        writer.transport.abort()
