@@ -77,7 +77,6 @@ def unique_settings(**overrides: object) -> Settings:
         "aggregator_state_table": f"agg-{suffix}",
         "consumer_application_name": f"consumer-{suffix}",
         "aggregator_application_name": f"aggregator-{suffix}",
-        "batch_linger_ms": 2.0,
         **overrides,
     }
     return Settings.model_validate(values)

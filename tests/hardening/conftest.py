@@ -39,7 +39,6 @@ def start_gateway_process(log: Path, module: str = "producer", **env: str) -> Ga
                 **os.environ,
                 "DEVOPS_STREAM_NAME": settings.devops_stream_name,
                 "SECRET_STORE_NAME": settings.secret_store_name,
-                "BATCH_LINGER_MS": "2",
                 "LOG_LEVEL": "INFO",  # at least: the "gateway listening" line names the port
                 **env,
             },
