@@ -47,8 +47,8 @@ def is_public(path: str) -> bool:
 
 def authenticate(request: web.Request) -> None:
     """The bearer-token check and the first event's rate-limit charge (ApiError 401/429/503); nothing
-    for public and self-authenticated routes. ``auth_middleware`` and the gateway's fast routes
-    (producer/server.py) share it."""
+    for public and self-authenticated routes. The raw event routes (producer/fast_http.py) do the same
+    with ``bearer_caller`` and ``charge``."""
     if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS or request.method == "OPTIONS":
         return
     caller = bearer_caller(request.app, request.headers.get("Authorization", ""))

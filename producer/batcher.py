@@ -4,8 +4,8 @@ Each HTTP request puts its record in a queue and awaits a future; a flusher send
 / 5 MiB per PutRecords: a full batch as soon as one of ``max_in_flight`` calls is free, a partial one
 as soon as no other partial batch is in flight (Nagle's rule; after ``linger`` seconds when that is
 set). Records that arrive meanwhile ride along in the next call, so batches grow with the load and
-Kinesis's latency without making a lone request wait. A request is
-answered 202 only when its own entry came back with a sequence number.
+Kinesis's latency without making a lone request wait. A request is answered 202 only when its own
+entry came back with a sequence number.
 
 Retries are split by who can see the failure: botocore's standard retry mode retries whole calls
 (throttling, 5xx, connection errors); only this class can see entries that failed inside a

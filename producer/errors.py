@@ -10,7 +10,7 @@ from aiohttp import web
 
 from producer.api_models import ErrorBody
 
-__all__ = ["ApiError", "error_answer", "error_json", "error_middleware", "json_error"]
+__all__ = ["ApiError", "error_answer", "error_json", "error_middleware", "internal_error", "json_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +68,17 @@ def json_error(
     return response
 
 
+def internal_error(exc: BaseException, path: str) -> ApiError:
+    """An exception no handler expected: logged with its traceback, answered as a bare 500 (its text
+    may hold anything). aiohttp's routes (``error_answer``) and the raw event routes
+    (producer/fast_http.py) both answer it so."""
+    logger.error("unhandled error", exc_info=exc, extra={"path": path})
+    return ApiError(500, "unexpected server error; it has been logged", error="internal_error")
+
+
 def error_answer(request: web.BaseRequest, exc: Exception) -> web.StreamResponse:
     """The JSON answer to an exception raised by a handler (re-raised when it is not an error: a
-    redirect). ``error_middleware`` and the gateway's fast routes (producer/server.py) share it."""
+    redirect), for ``error_middleware``."""
     if isinstance(exc, ApiError):
         return json_error(exc.status, exc.error, exc.detail, exc.headers, close=exc.close)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
@@ -82,8 +90,8 @@ def error_answer(request: web.BaseRequest, exc: Exception) -> web.StreamResponse
             raise exc
         headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
         return json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason, headers)
-    logger.error("unhandled error", exc_info=exc, extra={"path": request.path})
-    return json_error(500, "internal_error", "unexpected server error; it has been logged")
+    error = internal_error(exc, request.path)
+    return json_error(error.status, error.error, error.detail)
 
 
 @web.middleware

@@ -33,7 +33,6 @@ The handlers' logic (validation, rate limit, batcher, answers) is the same code 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from producer.auth_middleware import bearer_caller, charge
 from producer.batcher import PutResult
-from producer.errors import ApiError, error_json
+from producer.errors import ApiError, error_json, internal_error
 from producer.handlers import accept_events, event_accepted, submit_event
 from producer.limits import LINGERING_SECONDS, MAX_FIELD_SIZE, MAX_HEADERS
 from producer.state import SETTINGS
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
     from aiohttp.web_server import Server
 
 __all__ = ["MAX_HEAD_BYTES", "RawEventConnection"]
-
-logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 _REQUEST_LINES = {b"POST /process-event HTTP/1.1": "/process-event", b"POST /events HTTP/1.1": "/events"}
@@ -340,14 +337,9 @@ class RawEventConnection(asyncio.Protocol):
         self._respond(status, body, "json", headers)
 
     def _fail(self, exc: BaseException) -> None:
-        if isinstance(exc, ApiError):
-            self._respond(exc.status, error_json(exc.error, exc.detail), "error", exc.headers, exc.close)
-            return
-        route = self._head.route if self._head else ""
-        logger.error("unhandled error", exc_info=exc, extra={"path": route})
-        self._respond(
-            500, error_json("internal_error", "unexpected server error; it has been logged"), "error"
-        )
+        if not isinstance(exc, ApiError):
+            exc = internal_error(exc, self._head.route if self._head else "")
+        self._respond(exc.status, error_json(exc.error, exc.detail), "error", exc.headers, exc.close)
 
     def _respond(
         self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None, close: bool = False
@@ -390,7 +382,7 @@ class RawEventConnection(asyncio.Protocol):
         handler.data_received(data)
 
     def _expect_by(self, seconds: float) -> None:
-        """The current state must end within ``seconds`` from now (see ``_deadline_passed``)."""
+        """The current state must end within ``seconds`` from now (see ``_check_deadline``)."""
         self._deadline = self._loop.time() + seconds
         if self._timer is None or self._timer_at > self._deadline:
             self._cancel_timer()
@@ -411,11 +403,9 @@ class RawEventConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._state in (_ANSWERING, _DONE):
             return  # a handler's time is the batcher's deadline, not this one
-        if self._state == _READING:
-            transport.close()  # no complete head in time (slow or idle): disconnect, as aiohttp does
-        elif self._state == _WAITING_BODY:
+        if self._state == _WAITING_BODY:
             self._body_too_slow(transport)
-        else:  # lingering after a 408
+        else:  # no complete head in time (slow or idle), as aiohttp does; or lingering after a 408
             transport.close()
 
     def _body_too_slow(self, transport: asyncio.Transport) -> None:
