@@ -209,10 +209,9 @@ def stream_section(settings: Settings, limit: int, repo: str | None) -> str:
 
 def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
     if settings.raw_store == "s3":
-        from devstack.raw_store import first_received, read_raw_events
+        from devstack.raw_store import read_raw_events
 
         rows = read_raw_events(settings.raw_events_bucket)
-        distinct = len(first_received(rows))
         where = f"s3://{settings.raw_events_bucket} (Firehose {settings.raw_events_delivery_stream})"
         data = [
             (
@@ -249,9 +248,9 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
                     dims.get("event_id"),
                 )
             )
-        distinct = len({row[-1] for row in data})
     if repo:
         data = [row for row in data if row[1] == repo]
+    distinct = len({row[-1] for row in data})  # of the rows counted beside it (the repo's, with --repo)
     title = f"Raw store {where}: {len(data)} rows, {distinct} distinct event_id"
     if not data:
         return f"{title}\n  (empty)"

@@ -172,6 +172,19 @@ def test_make_inspect_finds_the_running_stack_without_any_export(
     assert re.search(r"^acme/search\s+\d+", result.stdout, re.M), result.stdout
 
 
+def test_make_inspect_counts_one_repos_raw_rows_with_repo(stack: LocalStackProcess, demo_output: str) -> None:
+    """With --repo, the raw store's distinct event_id count is the repo's, like the row count beside it
+    (it was the whole store's: "6 rows, 11 distinct")."""
+    result = run_module(
+        "devstack.inspect", "raw", "--repo", "acme/search", "--state-dir", str(stack.state_dir)
+    )
+    assert result.returncode == 0, result.stderr
+    counts = re.search(r"^Raw store .*: (\d+) rows, (\d+) distinct event_id", result.stdout, re.M)
+    assert counts, result.stdout
+    rows, distinct = int(counts.group(1)), int(counts.group(2))
+    assert 0 < distinct <= rows
+
+
 def test_make_inspect_without_a_stack_or_an_endpoint_says_what_to_do(tmp_path: Path) -> None:
     result = run_module("devstack.inspect", "--state-dir", str(tmp_path))
     assert result.returncode == 2
