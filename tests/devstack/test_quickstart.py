@@ -48,7 +48,12 @@ def test_the_readme_getting_started_pasted_literally_works_on_other_ports(tmp_pa
     clone = tmp_path / "devops-metrics"
     copy_repository(clone)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEVOPS_EVENTS", "API_DEVOPS"))}
-    env["MAKEFLAGS"] = f"VENV={ROOT / '.venv'}"  # the installed environment, instead of a new install
+    # The installed environment instead of a new install, and stamps that say it is installed: make
+    # must never install the copy into the shared .venv (an editable install pointing at tmp_path
+    # broke every later import of devops_core outside the repository once pytest removed the copy).
+    stamp = tmp_path / "installed"
+    stamp.touch()
+    env["MAKEFLAGS"] = f"VENV={ROOT / '.venv'} STAMP={stamp} RUN_STAMP={stamp}"
 
     first = subprocess.Popen(
         ["bash", "-c", run_line],
@@ -94,3 +99,11 @@ def test_the_readme_getting_started_pasted_literally_works_on_other_ports(tmp_pa
         first.wait(timeout=120)
     assert (clone / ".devstack" / "emulator.pickle").exists()
     assert (clone / ".devstack" / "token").exists()
+    installed = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "-c", "import devops_core; print(devops_core.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert installed.startswith(str(ROOT)), f"the shared .venv now imports the copy: {installed}"
