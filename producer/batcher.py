@@ -136,7 +136,8 @@ class KinesisBatcher:
         self._batch_full = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
-        # Set while no partial batch is in flight (see _run).
+        # The partial batch in flight (see _run), and an event set while there is none.
+        self._partial_batch: list[_Entry] | None = None
         self._no_partial_in_flight = asyncio.Event()
         self._no_partial_in_flight.set()
         self._flusher: asyncio.Task[None] | None = None
@@ -232,8 +233,9 @@ class KinesisBatcher:
                 self._slots.release()
                 continue
             if partial:
+                self._partial_batch = batch
                 self._no_partial_in_flight.clear()
-            task = asyncio.create_task(self._send(batch, partial=partial))
+            task = asyncio.create_task(self._send(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         if self._in_flight:
@@ -263,17 +265,24 @@ class KinesisBatcher:
             self._batch_full.clear()
         return batch
 
-    async def _send(self, batch: list[_Entry], *, partial: bool = False) -> None:
+    async def _send(self, batch: list[_Entry]) -> None:
         try:
-            await self._send_with_retries(batch, partial=partial)
+            await self._send_with_retries(batch)
         except Exception as error:  # never leave a request waiting forever
             logger.exception("unexpected batcher failure")
             for entry in batch:
                 _fail(entry, KinesisUnavailable(str(error)))
         finally:
             self._slots.release()
-            if partial:
-                self._no_partial_in_flight.set()
+            self._partial_answered(batch)
+
+    def _partial_answered(self, batch: list[_Entry]) -> None:
+        """The next partial batch may go, if ``batch`` is the partial one in flight. Called when its
+        PutRecords is answered and again when it is done; only the first call counts, so a later
+        partial batch already in flight keeps its place."""
+        if self._partial_batch is batch:
+            self._partial_batch = None
+            self._no_partial_in_flight.set()
 
     def _late_message(self) -> str:
         return f"Kinesis did not accept the record within {self._retry_deadline:g} s"
@@ -283,7 +292,7 @@ class KinesisBatcher:
         self.stats.last_error = reason
         self.stats.last_error_at = asyncio.get_running_loop().time()
 
-    async def _send_with_retries(self, batch: list[_Entry], *, partial: bool = False) -> None:
+    async def _send_with_retries(self, batch: list[_Entry]) -> None:
         loop = asyncio.get_running_loop()
         attempt = 0
         entries = batch
@@ -319,8 +328,7 @@ class KinesisBatcher:
                 for entry in entries:
                     _fail(entry, KinesisUnavailable(f"Kinesis is unavailable: {type(error).__name__}"))
                 return
-            if partial:  # answered: the next partial batch may go while refused entries back off
-                self._no_partial_in_flight.set()
+            self._partial_answered(batch)  # the next partial batch may go while refused entries back off
             failed: list[_Entry] = []
             accepted: list[tuple[_Entry, PutResult]] = []
             for entry, result in zip(entries, response["Records"], strict=True):
