@@ -11,7 +11,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from producer.intake import WireRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS_ENV = {
@@ -189,3 +192,16 @@ def cpu_seconds(pid: int) -> float:
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def gateway_records(count: int) -> list[WireRecord]:
+    """``count`` records as the gateway writes them to Kinesis (deploys of 16 repos, received now)."""
+    from datetime import UTC, datetime
+
+    from devops_core.events import EventIn
+    from producer.intake import iso_time, wire_record
+
+    now = iso_time(datetime.now(UTC))
+    return [
+        wire_record(EventIn(repo=f"repo-{i % 16}", event="deploy"), received_at=now) for i in range(count)
+    ]

@@ -23,15 +23,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import AWS_ENV, progress
+from bench.common import AWS_ENV, gateway_records, progress
 
-ACCOUNT_HEADERS = {
+REQUEST_HEADERS = {
     "Content-Type": "application/x-amz-json-1.1",
     "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261129/us-east-1/kinesis/aws4_request, "
     "SignedHeaders=host;x-amz-date, Signature=0",
@@ -72,7 +71,7 @@ class MotoApp:
             path="/",
             base_url="http://127.0.0.1:4566",
             data=json.dumps(body),
-            headers={**ACCOUNT_HEADERS, "X-Amz-Target": f"Kinesis_20131202.{action}"},
+            headers={**REQUEST_HEADERS, "X-Amz-Target": f"Kinesis_20131202.{action}"},
         ).get_environ()
         statuses: list[str] = []
         answer = b"".join(self._app(environ, lambda status, headers, *_: statuses.append(status)))
@@ -96,16 +95,10 @@ def moto_as_shipped() -> Iterator[None]:
             setattr(owner, name, replacement)
 
 
-def gateway_records(count: int) -> list[dict[str, str]]:
-    from devops_core.events import EventIn
-    from producer.intake import iso_time, wire_record
-
-    now = iso_time(datetime.now(UTC))
+def base64_records(count: int) -> list[dict[str, str]]:
+    """PutRecords entries as they travel in JSON (``Data`` in base64)."""
     return [
-        {"Data": base64.b64encode(r.data).decode(), "PartitionKey": r.repo}
-        for r in (
-            wire_record(EventIn(repo=f"repo-{i % 16}", event="deploy"), received_at=now) for i in range(count)
-        )
+        {"Data": base64.b64encode(r.data).decode(), "PartitionKey": r.repo} for r in gateway_records(count)
     ]
 
 
@@ -122,7 +115,7 @@ def main() -> int:
     app = MotoApp()
     app.call("CreateStream", {"StreamName": "bench", "ShardCount": 4})
     app.call("CreateStream", {"StreamName": "read", "ShardCount": 1})
-    app.call("PutRecords", {"StreamName": "read", "Records": gateway_records(500)})
+    app.call("PutRecords", {"StreamName": "read", "Records": base64_records(500)})
     shard = app.call("ListShards", {"StreamName": "read"})["Shards"][0]["ShardId"]
 
     def get_500() -> object:
@@ -133,7 +126,7 @@ def main() -> int:
 
     cases: list[tuple[str, Callable[[], object], int]] = []
     for size in (1, 64, 500):
-        body = {"StreamName": "bench", "Records": gateway_records(size)}
+        body = {"StreamName": "bench", "Records": base64_records(size)}
         cases.append((f"PutRecords x{size}", lambda body=body: app.call("PutRecords", body), size))
     cases.append(("GetShardIterator + GetRecords x500", get_500, 500))
 

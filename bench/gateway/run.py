@@ -35,7 +35,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -47,6 +46,7 @@ from bench.common import (
     UNLIMITED_RATE,
     LoadRun,
     cpu_seconds,
+    gateway_records,
     http_load,
     http_request,
     progress,
@@ -182,16 +182,8 @@ def put_records_ceiling(
     """The emulator's PutRecords alone: ``batches`` calls of 500 gateway-shaped records, ``in_flight``
     at a time, through the same client library and settings as the gateway."""
     from devops_core.aws import aio_client, client_config
-    from devops_core.events import EventIn
-    from producer.intake import iso_time, wire_record
 
-    now = iso_time(datetime.now(UTC))
-    records = [
-        {"Data": r.data, "PartitionKey": r.repo}
-        for r in (
-            wire_record(EventIn(repo=f"repo-{j % 16}", event="deploy"), received_at=now) for j in range(500)
-        )
-    ]
+    records = [{"Data": r.data, "PartitionKey": r.repo} for r in gateway_records(500)]
 
     async def run() -> LoadRun:
         config = client_config(max_attempts=3, connect_timeout=2, read_timeout=5, max_pool_connections=16)
