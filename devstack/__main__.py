@@ -33,6 +33,7 @@ from pydantic import SecretStr, ValidationError
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
+from devops_core.startup_heap import freeze_startup_heap
 from devstack.emulator import Emulator, PortInUseError, bind_listener
 from devstack.resources import provision
 from devstack.snapshot import SnapshotError
@@ -332,6 +333,8 @@ async def serve(
             "emulator": emulator.url,
             "workers": [w.name for w in workers],
             "stream_arn": resources.stream_arn,
+            # The emulator (restored data included) and the gateway, now skipped by full collections.
+            "startup_objects_frozen": freeze_startup_heap(),
         },
     )
     background = [asyncio.create_task(worker.announce_ready(stop)) for worker in workers]

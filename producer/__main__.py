@@ -15,6 +15,7 @@ from aiohttp import web
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
+from devops_core.startup_heap import freeze_startup_heap
 from producer.server import start_gateway
 
 logger = logging.getLogger("producer")
@@ -48,8 +49,12 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner = await start_gateway(settings, host, port, shutdown_timeout=shutdown_timeout, app=app)
+    frozen = freeze_startup_heap()
     # The bound port: with --port 0 the OS picks a free one, and this line says which (tests read it).
-    logger.info("gateway listening", extra={"host": host, "port": runner.addresses[0][1]})
+    logger.info(
+        "gateway listening",
+        extra={"host": host, "port": runner.addresses[0][1], "startup_objects_frozen": frozen},
+    )
     try:
         await stop.wait()
     finally:

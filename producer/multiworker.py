@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from typing import Any
 
@@ -19,6 +20,7 @@ from gunicorn.app.base import BaseApplication
 
 from devops_core.logs import setup_logging
 from devops_core.settings import Settings
+from devops_core.startup_heap import freeze_startup_heap
 from producer.server import gateway_runner
 
 __all__ = ["build_options", "main"]
@@ -31,7 +33,13 @@ async def app_factory(shutdown_timeout: float) -> web.AppRunner:
     makes the worker serve exactly as ``python -m producer`` does (producer/server.py)."""
     settings = Settings()
     setup_logging(settings.log_level)
-    return gateway_runner(settings, shutdown_timeout=shutdown_timeout)
+    runner = gateway_runner(settings, shutdown_timeout=shutdown_timeout)
+    runner.app.on_startup.append(_freeze_startup_heap)  # after the cleanup contexts: clients made
+    return runner
+
+
+async def _freeze_startup_heap(app: web.Application) -> None:
+    logger.info("worker ready", extra={"pid": os.getpid(), "startup_objects_frozen": freeze_startup_heap()})
 
 
 def build_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
