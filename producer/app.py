@@ -10,6 +10,7 @@ from aiohttp import web
 
 from devops_core.aws import aio_client, client_config
 from devops_core.settings import Settings
+from producer import put_records_wire
 from producer.auth import TokenStore
 from producer.auth_middleware import auth_middleware
 from producer.batcher import KinesisBatcher
@@ -58,6 +59,8 @@ async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
         # Both stores refresh on the same period; half of it (at most 5 s) joins their reads.
         ttl = min(5.0, app[SETTINGS].token_refresh_seconds / 2)
         app[SECRET_READS] = SharedSecretReads(secrets.get_secret_value, ttl_seconds=ttl)
+        # PutRecords written and read without botocore's per-record shape walk (producer/put_records_wire.py).
+        put_records_wire.install(kinesis)
         app[KINESIS_CLIENT] = kinesis
         app[HEALTH_CLIENT] = probe
         yield
