@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from devops_core.events import EventIn, describe_validation_error, parse_client_body
-from producer.api_models import BatchItemResult, BatchResponse, FieldError, Health
+from producer.api_models import FieldError, Health
 from producer.auth_middleware import charge
 from producer.batcher import KinesisUnavailable, PutResult
 from producer.errors import ApiError
@@ -132,36 +132,61 @@ def _batch_events(raw: bytes, now: datetime) -> list[EventIn | ValidationError]:
     return items
 
 
+async def _settled(futures: list[asyncio.Future[PutResult]]) -> list[PutResult | BaseException]:
+    """What ``asyncio.gather(*futures, return_exceptions=True)`` returns, for a quarter of its cost
+    (0.7 against 2.7 µs per future: no gathering future, no callback per child). As with gather,
+    a request cancelled while it waits cancels every put still waiting, so none of them is sent."""
+    outcomes: list[PutResult | BaseException] = []
+    for future in futures:
+        try:
+            outcomes.append(await future)
+        except asyncio.CancelledError as cancelled:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                for other in futures:
+                    other.cancel()
+                raise
+            outcomes.append(cancelled)
+        except Exception as error:
+            outcomes.append(error)
+    return outcomes
+
+
 async def accept_events(
     app: web.Application, caller: str, raw: bytes
 ) -> tuple[int, bytes, dict[str, str] | None]:
     """``POST /events`` once authenticated (one event charged): (status, body, headers), ApiError for
-    the request as a whole. The aiohttp route and the raw route (producer/fast_http.py) share it."""
+    the request as a whole. The aiohttp route and the raw route (producer/fast_http.py) share it.
+
+    Results are plain dicts in ``BatchItemResult``'s field order, serialized without None fields:
+    the body ``BatchResponse.model_dump_json(exclude_none=True)`` would write (tests compare them),
+    without a model built and validated per event (about a tenth of the route's CPU)."""
     now = datetime.now(UTC)
     items = _batch_events(raw, now)
     charge(app, caller, len(items) - 1, "/events")  # authentication charged one already
     received_at = iso_time(now)
     batcher = app[BATCHER]
-    results: list[BatchItemResult] = []
+    results: list[dict[str, Any]] = []
     # The first item of each event_id: its record, and its result (repeats follow its outcome).
     first: dict[str, tuple[int, WireRecord]] = {}
-    waiting: list[tuple[list[BatchItemResult], asyncio.Future[PutResult]]] = []
-    shared: dict[int, list[BatchItemResult]] = {}
+    groups: list[list[dict[str, Any]]] = []
+    futures: list[asyncio.Future[PutResult]] = []
+    shared: dict[int, list[dict[str, Any]]] = {}
     for index, item in enumerate(items):
         if isinstance(item, ValidationError):
-            detail = _field_errors(item)
-            results.append(BatchItemResult(index=index, status=422, error="validation_error", detail=detail))
+            detail = [error.model_dump() for error in _field_errors(item)]
+            results.append({"index": index, "status": 422, "error": "validation_error", "detail": detail})
             continue
         record = wire_record(item, received_at=received_at)
-        result = BatchItemResult(index=index, status=202, event_id=record.event_id)
+        result: dict[str, Any] = {"index": index, "status": 202, "event_id": record.event_id}
         results.append(result)
         if record.event_id in first:
             first_index, first_record = first[record.event_id]
             if first_record.data == record.data:  # the same event sent twice: one record
                 shared[first_index].append(result)
             else:
-                result.status, result.error = 409, "conflict"
-                result.detail = (
+                result["status"], result["error"] = 409, "conflict"
+                result["detail"] = (
                     f"event_id {record.event_id} is already used by item {first_index} of this batch, "
                     "with different content; an event_id names one event"
                 )
@@ -171,22 +196,24 @@ async def accept_events(
         try:
             future = batcher.submit(record.data, record.repo, event_id=record.event_id)
         except KinesisUnavailable as exc:
-            result.status, result.error, result.detail = 503, "unavailable", str(exc)
+            result["status"], result["error"], result["detail"] = 503, "unavailable", str(exc)
             continue
-        waiting.append((shared[index], future))
-    outcomes = await asyncio.gather(*(future for _, future in waiting), return_exceptions=True)
-    for (group, _), outcome in zip(waiting, outcomes, strict=True):
+        groups.append(shared[index])
+        futures.append(future)
+    for group, outcome in zip(groups, await _settled(futures), strict=True):
         if not isinstance(outcome, PutResult):
             for result in group:
-                result.status, result.error, result.detail = 503, "unavailable", str(outcome)
+                result["status"], result["error"], result["detail"] = 503, "unavailable", str(outcome)
     for group in shared.values():  # repeats of an item refused before it was queued
-        for result in group[1:]:
-            result.status, result.error, result.detail = group[0].status, group[0].error, group[0].detail
-    accepted = sum(1 for r in results if r.status == 202)
-    response = BatchResponse(accepted=accepted, rejected=len(results) - accepted, results=results)
+        head = group[0]
+        if head["status"] != 202:
+            for result in group[1:]:
+                result.update(status=head["status"], error=head["error"], detail=head["detail"])
+    accepted = sum(1 for r in results if r["status"] == 202)
     status = 202 if accepted == len(results) else 207
-    headers = _RETRY_AFTER if any(r.status == 503 for r in results) else None
-    return status, response.model_dump_json(exclude_none=True).encode(), headers
+    headers = _RETRY_AFTER if any(r["status"] == 503 for r in results) else None
+    body = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+    return status, to_json(body), headers
 
 
 async def process_events(request: web.Request) -> web.Response:

@@ -8,8 +8,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from devstack.inspect import read_stream_events
+from producer.api_models import BatchResponse
 from tests.producer.conftest import bearer, open_gateway
 from tests.support import Stack
+
+
+def documented_batch_body(raw: bytes) -> dict[str, object]:
+    """A /events body, checked to be exactly what its documented model writes (the handler builds
+    plain dicts for speed; this is where they are held to ``BatchResponse``)."""
+    assert BatchResponse.model_validate_json(raw).model_dump_json(exclude_none=True).encode() == raw
+    return dict(json.loads(raw))
 
 
 async def test_accepted_event_is_in_the_stream_with_its_event_id(gateway: TestClient, stack: Stack) -> None:
@@ -156,7 +164,7 @@ async def test_batch_endpoint_answers_per_event(gateway: TestClient, stack: Stac
     ]
     response = await gateway.post("/events", json=events, headers=bearer(stack.token))
     assert response.status == 207
-    body = await response.json()
+    body = documented_batch_body(await response.read())
     assert (body["accepted"], body["rejected"]) == (2, 1)
     statuses = [item["status"] for item in body["results"]]
     assert statuses == [202, 422, 202]
@@ -191,11 +199,29 @@ async def test_full_queue_sheds_load_with_503(emulator: str, stack: Stack) -> No
     async with open_gateway(settings) as client:
         events = [{"repo": "r", "event": "push"} for _ in range(5)]
         response = await client.post("/events", json=events, headers=bearer(stack.token))
-        body = await response.json()
+        body = documented_batch_body(await response.read())
         assert response.status == 207
         assert response.headers["Retry-After"] == "1"
         assert [item["status"] for item in body["results"]] == [202, 202, 503, 503, 503]
         assert len(read_stream_events(stack.settings.devops_stream_name)) == 2
+
+
+async def test_a_repeat_of_a_refused_event_is_refused_with_it(emulator: str, stack: Stack) -> None:
+    """The queue holds 2: the third event is refused (503), and its repeat later in the batch (same
+    event_id and content) shares that answer rather than being written on its own."""
+    settings = stack.settings.model_copy(update={"batch_max_pending": 2, "batch_linger_ms": 500.0})
+    async with open_gateway(settings) as client:
+        events = [{"repo": "r", "event": "push", "event_id": f"e{i}"} for i in range(3)]
+        events.append(dict(events[2]))
+        response = await client.post("/events", json=events, headers=bearer(stack.token))
+        body = documented_batch_body(await response.read())
+        assert response.status == 207
+        results = body["results"]
+        assert [item["status"] for item in results] == [202, 202, 503, 503]
+        assert results[3]["error"] == results[2]["error"] == "unavailable"
+        assert results[3]["detail"] == results[2]["detail"]
+        stored = read_stream_events(stack.settings.devops_stream_name)
+        assert sorted(event.event_id for event in stored) == ["e0", "e1"]
 
 
 async def test_openapi_describes_the_event_model(gateway: TestClient) -> None:
@@ -221,7 +247,7 @@ async def test_batch_items_sharing_an_event_id(gateway: TestClient, stack: Stack
     ]
     response = await gateway.post("/events", json=events, headers=bearer(stack.token))
     assert response.status == 207
-    body = await response.json()
+    body = documented_batch_body(await response.read())
     assert (body["accepted"], body["rejected"]) == (3, 1)
     results = body["results"]
     assert [item["status"] for item in results] == [202, 409, 202, 202]
