@@ -24,6 +24,8 @@ import logging
 from base64 import b64encode
 from typing import Any
 
+from botocore.validate import ParamValidationDecorator
+
 __all__ = ["install"]
 
 logger = logging.getLogger(__name__)
@@ -108,20 +110,27 @@ class _ParserFactory:
 
 
 def install(client: Any) -> bool:
-    """Route ``client``'s PutRecords through this module (a Kinesis aiobotocore client); False, with
-    a warning, when botocore's internals are not where this expects them."""
+    """Route ``client``'s PutRecords through this module (a Kinesis aiobotocore client made with
+    ``parameter_validation=False``, as the gateway's write client is); False, with a warning, for a
+    client that validates parameters or when botocore's internals are not where this expects them."""
     serializer: Any = getattr(client, "_serializer", None)
     endpoint: Any = getattr(client, "_endpoint", None)
     factory: Any = getattr(endpoint, "_response_parser_factory", None)
     protocol = client.meta.service_model.resolved_protocol
-    if (
+    reason = None
+    if isinstance(serializer, ParamValidationDecorator):
+        # This path does not validate parameters; a client asked to validate keeps botocore's.
+        reason = "the client validates parameters"
+    elif (
         protocol != "json"
         or not callable(getattr(serializer, "serialize_to_request", None))
         or not callable(getattr(factory, "create_parser", None))
     ):
+        reason = "botocore's client internals moved"
+    if reason is not None:
         logger.warning(
             "PutRecords goes through botocore's own serializer and parser",
-            extra={"reason": "botocore's client internals moved", "protocol": protocol},
+            extra={"reason": reason, "protocol": protocol},
         )
         return False
     if not isinstance(serializer, _PutRecordsSerializer):

@@ -150,6 +150,17 @@ async def test_an_installed_client_round_trips_records_through_the_emulator(stac
         assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+async def test_a_client_that_validates_parameters_keeps_botocores_path(
+    emulator: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with aio_client("kinesis", config=client_config(max_attempts=1)) as kinesis:
+        serializer = kinesis._serializer
+        with caplog.at_level(logging.WARNING, logger="producer.put_records_wire"):
+            assert put_records_wire.install(kinesis) is False
+        assert kinesis._serializer is serializer
+    assert [record.reason for record in caplog.records] == ["the client validates parameters"]
+
+
 def test_moved_internals_leave_the_client_alone(caplog: pytest.LogCaptureFixture) -> None:
     meta = SimpleNamespace(service_model=KINESIS)
     moved = SimpleNamespace(meta=meta, _endpoint=SimpleNamespace())  # no serializer, no parser factory
@@ -157,6 +168,7 @@ def test_moved_internals_leave_the_client_alone(caplog: pytest.LogCaptureFixture
         assert put_records_wire.install(moved) is False
     assert not hasattr(moved, "_serializer")
     assert "botocore's own serializer" in caplog.text
+    assert [record.reason for record in caplog.records] == ["botocore's client internals moved"]
 
 
 async def test_the_gateway_writes_through_it(gateway: TestClient, stack: Stack) -> None:
