@@ -252,6 +252,7 @@ def run_processor(
     from amazon_kclpy.kcl import KCLProcess
 
     from devops_core.logs import setup_logging
+    from devops_core.startup_heap import freeze_startup_heap
 
     setup_logging(log_level, stream=sys.stderr)
 
@@ -265,6 +266,8 @@ def run_processor(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, received)
+    # The processor and its clients exist: full collections skip them from here on.
+    logger.info("processor ready", extra={"startup_objects_frozen": freeze_startup_heap()})
     KCLProcess(processor).run()
 
 
