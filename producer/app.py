@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from aiohttp import web
 
 from devops_core.aws import aio_client, client_config
@@ -34,33 +36,42 @@ from producer.state import (
     TOKENS,
 )
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "kinesis_writer"]
 
 logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def kinesis_writer(session: AioSession | None = None) -> AsyncIterator[Any]:
+    """The gateway's Kinesis write client: connection-pooled, short timeouts, and PutRecords written
+    and read without botocore's per-record shape walk (producer/put_records_wire.py). bench/gateway's
+    PutRecords ceiling opens the same one.
+
+    No client-side parameter validation on the write path: the batcher builds every PutRecords from
+    records the event model already bounded, Kinesis validates them again, and botocore's check of
+    each entry cost about a tenth of the gateway's CPU per event into the emulator."""
+    config = client_config(
+        max_attempts=3, connect_timeout=2, read_timeout=5, max_pool_connections=16, parameter_validation=False
+    )
+    async with aio_client("kinesis", config=config, session=session) as kinesis:
+        put_records_wire.install(kinesis)
+        yield kinesis
 
 
 async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
     """One connection-pooled Kinesis client for writes, one fail-fast client for readiness probes, and
     one Secrets Manager client whose reads the token store and the webhook secret store share."""
     session = get_session()
-    # No client-side parameter validation on the write path: the batcher builds every PutRecords from
-    # records the event model already bounded, Kinesis validates them again, and botocore's check of
-    # each entry cost about a tenth of the gateway's CPU per event into the emulator.
-    write_config = client_config(
-        max_attempts=3, connect_timeout=2, read_timeout=5, max_pool_connections=16, parameter_validation=False
-    )
     probe_config = client_config(max_attempts=1, connect_timeout=1, read_timeout=2)
     secrets_config = client_config(max_attempts=2, connect_timeout=2, read_timeout=5)
     async with (
-        aio_client("kinesis", config=write_config, session=session) as kinesis,
+        kinesis_writer(session) as kinesis,
         aio_client("kinesis", config=probe_config, session=session) as probe,
         aio_client("secretsmanager", config=secrets_config, session=session) as secrets,
     ):
         # Both stores refresh on the same period; half of it (at most 5 s) joins their reads.
         ttl = min(5.0, app[SETTINGS].token_refresh_seconds / 2)
         app[SECRET_READS] = SharedSecretReads(secrets.get_secret_value, ttl_seconds=ttl)
-        # PutRecords written and read without botocore's per-record shape walk (producer/put_records_wire.py).
-        put_records_wire.install(kinesis)
         app[KINESIS_CLIENT] = kinesis
         app[HEALTH_CLIENT] = probe
         yield

@@ -24,6 +24,7 @@ import logging
 from base64 import b64encode
 from typing import Any
 
+from botocore.utils import lowercase_dict
 from botocore.validate import ParamValidationDecorator
 
 __all__ = ["install"]
@@ -92,7 +93,7 @@ class _PutRecordsParser:
         if "x-amzn-requestid" in headers:
             metadata["RequestId"] = headers["x-amzn-requestid"]
         metadata["HTTPStatusCode"] = 200
-        metadata["HTTPHeaders"] = {name.lower(): value for name, value in headers.items()}
+        metadata["HTTPHeaders"] = lowercase_dict(headers)
         parsed["ResponseMetadata"] = metadata
         return parsed
 

@@ -180,22 +180,13 @@ def put_records_ceiling(
     stream: str, batches: int, in_flight: int = CEILING_IN_FLIGHT
 ) -> Callable[[], LoadRun]:
     """The emulator's PutRecords alone: ``batches`` calls of 500 gateway-shaped records, ``in_flight``
-    at a time, through the same client library, settings and PutRecords encoding as the gateway."""
-    from devops_core.aws import aio_client, client_config
-    from producer import put_records_wire
+    at a time, through the gateway's own write client (``producer.app.kinesis_writer``)."""
+    from producer.app import kinesis_writer
 
     records = [{"Data": r.data, "PartitionKey": r.repo} for r in gateway_records(500)]
 
     async def run() -> LoadRun:
-        config = client_config(
-            max_attempts=3,
-            connect_timeout=2,
-            read_timeout=5,
-            max_pool_connections=16,
-            parameter_validation=False,
-        )
-        async with aio_client("kinesis", config=config) as kinesis:
-            put_records_wire.install(kinesis)  # as the gateway's write client
+        async with kinesis_writer() as kinesis:
             remaining = iter(range(batches))
             latencies: list[float] = []
 
