@@ -151,12 +151,12 @@ class Aggregator:
 
     def _first_affected_day(self, events: Sequence[DevOpsEvent]) -> date:
         """The earliest day whose facts these events can change (docs/aggregator.md, recomputation):
-        an event's own day, except an incident that names its cause, which can make a deployment of
-        the lookback before it a change failure."""
+        an event's own day, except an incident report that names its cause (opened or resolved), which
+        can make a deployment of the lookback before it a change failure."""
         days = []
         for event in events:
             day = day_of(event.time)
-            if event.event == EventType.INCIDENT_OPENED and (event.sha or event.deployment_id):
+            if event.incident_id and (event.sha or event.deployment_id):
                 day = day_of(event.time - self._config.lookback)
             days.append(day)
         return min(days)

@@ -10,28 +10,40 @@ day from the events of the lookback before it and nothing older.
   production environment count; the others are kept as ``other_deploys``. The same definitions can be
   applied to one other environment (``target``): then its deployments and incidents are the counted
   ones, as if it were production (the dashboard's environment filter).
+- A sha shorter than a full one (git's short form, 7+ hex digits) stands for the one full sha that
+  starts with it among those the repo's events report within the lookback before it; when none or
+  several do, it stays as it is (and matches only itself).
 - A deployment *ships* its own ``sha``, the ``commits`` it lists, and the commits (and head) of every
   push of its ``sha`` within the lookback before it.
 - A change's *start* for a deployment is the earliest time known from the reports within the
   lookback before the deployment: a commit's own time, else the time of the push that carried it.
 - *Lead time* of a change: from its start to the first successful production deployment (within the
-  lookback) that ships it; one sample per change, on the deployment's day.
+  lookback) that ships it; one sample per change, on the deployment's day. A change whose first
+  deployment came before any report of it has no sample (its start is unknown), and later
+  deployments of it add none.
+- *Same place*: two events pair (a failure and what ends it, a failure and a deployment made while it
+  is open) when their environments are the same, or one names none and the other is a production
+  environment (an event without an environment is about every production environment of the repo);
+  and their services are the same, or one names none (it is about the whole repo).
 - A *failure* is a failed production deployment or a production incident. A failed deployment ends
-  at the first ``service_restored`` of its environment at or after it, or the first successful
-  deployment to its environment after it; an incident at its ``incident_resolved`` or the first
-  ``service_restored`` of its environment. A failure not ended within the lookback stays open.
+  at the first ``service_restored`` of its place at or after it, or the first successful deployment
+  to its place after it; an incident at its ``incident_resolved`` or the first ``service_restored``
+  of its place. A failure not ended within the lookback stays open.
 - *Recovery time*: a failure's end minus its start, one sample on the day it ended.
 - A deployment is a *change failure* if it failed, or if a production incident names it as its cause
   (by ``deployment_id``, or by ``sha``: the first successful deployment that shipped that change).
+  An incident's cause is the first ``deployment_id`` its ``incident_opened`` reports name, else the
+  first ``sha`` any of its reports (opened or resolved) names: a root cause written down before the
+  close counts.
 - A deployment is *rework* if it is flagged ``remediation`` (hotfix, rollback) or deploys while a
-  failure of its environment is open (the deployment that ends a failure is rework).
+  failure of its place is open (the deployment that ends a failure is rework).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -40,15 +52,22 @@ from devops_core.dora.model import DayFacts, DoraConfig, FactKey, day_of
 from devops_core.events import DevOpsEvent, EventType
 
 __all__ = [
+    "FULL_SHA_LENGTH",
     "Deployment",
     "Failure",
+    "Place",
     "RepoHistory",
     "ShippedChange",
     "daily_facts",
     "derive",
     "environments_of",
     "failures_open_at",
+    "sha_resolver",
 ]
+
+
+# A full commit id: SHA-1 (40 hex digits) or SHA-256 (64); anything shorter is git's short form.
+FULL_SHA_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -58,10 +77,39 @@ class ShippedChange:
     lead_s: float
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where an event happened, for pairing: its environment (normalized; None when it names none),
+    whether that is a production environment, and its service (None: the whole repo)."""
+
+    environment: str | None
+    production: bool
+    service: str | None
+
+    @classmethod
+    def of(cls, event: DevOpsEvent, config: DoraConfig) -> Place:
+        named = event.environment is not None and event.environment.strip() != ""
+        return cls(
+            config.environment(event.environment) if named else None,
+            config.is_production(event.environment),
+            event.service,
+        )
+
+    def meets(self, other: Place) -> bool:
+        """Do the two pair? One environment, or an unnamed one and a production one; one service, or
+        either names none."""
+        if self.service is not None and other.service is not None and self.service != other.service:
+            return False
+        if self.environment is None or other.environment is None:
+            return self.environment == other.environment or (self.production and other.production)
+        return self.environment == other.environment
+
+
 @dataclass
 class Deployment:
     event: DevOpsEvent
     environment: str  # normalized (see DoraConfig.environment)
+    place: Place
     counted: bool  # in the environment the metrics are about (production, or the target)
     success: bool
     ships: frozenset[str] = frozenset()
@@ -83,6 +131,7 @@ class Failure:
     kind: Literal["deployment", "incident"]
     event: DevOpsEvent  # the failed deployment, or the incident's first incident_opened
     environment: str
+    place: Place
     start: datetime
     end: datetime | None = None
 
@@ -117,22 +166,58 @@ def _seconds(delta: timedelta) -> float:
     return round(delta.total_seconds(), 3)
 
 
-def _first_at_or_after(times: Sequence[datetime], moment: datetime) -> datetime | None:
-    index = bisect.bisect_left(times, moment)
-    return times[index] if index < len(times) else None
-
-
-def _first_after(times: Sequence[datetime], moment: datetime) -> datetime | None:
-    index = bisect.bisect_right(times, moment)
-    return times[index] if index < len(times) else None
+def _first_meeting(
+    times: Sequence[datetime],
+    places: Sequence[Place],
+    place: Place,
+    start: datetime,
+    lookback: timedelta,
+    *,
+    strictly_after: bool = False,
+) -> datetime | None:
+    """The first time at (or strictly after) ``start``, within the lookback, whose place meets ``place``."""
+    index = (bisect.bisect_right if strictly_after else bisect.bisect_left)(times, start)
+    while index < len(times) and times[index] - start <= lookback:
+        if places[index].meets(place):
+            return times[index]
+        index += 1
+    return None
 
 
 def _unique(events: Iterable[DevOpsEvent]) -> list[DevOpsEvent]:
-    """One event per event_id (the caller has excluded conflicts), in (time, event_id) order."""
+    """One event per event_id (the first given; the caller has excluded conflicts), in (time,
+    event_id) order."""
     by_id: dict[str, DevOpsEvent] = {}
     for event in events:
         by_id.setdefault(event.event_id, event)
     return sorted(by_id.values(), key=lambda e: (e.time, e.event_id))
+
+
+def sha_resolver(events: Sequence[DevOpsEvent], lookback: timedelta) -> Callable[[str, datetime], str]:
+    """``resolve(sha, at)``: a short sha stands for the one full sha that starts with it among the
+    shas these events report within the lookback before ``at`` (else it stays as it is). Bounded by
+    the lookback like every pairing, so a recomputation from the lookback's events finds the same."""
+    reported: dict[str, list[datetime]] = defaultdict(list)
+    for event in events:  # in time order: each list comes out sorted
+        for sha in (event.sha, *(commit.sha for commit in event.commits or ())):
+            if sha is not None and len(sha) >= FULL_SHA_LENGTH:
+                reported[sha].append(event.time)
+    full = sorted(reported)
+
+    def resolve(sha: str, at: datetime) -> str:
+        if len(sha) >= FULL_SHA_LENGTH or not full:
+            return sha
+        index = bisect.bisect_left(full, sha)
+        found: list[str] = []
+        while index < len(full) and full[index].startswith(sha):
+            times = reported[full[index]]
+            first = bisect.bisect_left(times, at - lookback)
+            if first < len(times) and times[first] <= at:
+                found.append(full[index])
+            index += 1
+        return found[0] if len(found) == 1 else sha
+
+    return resolve
 
 
 def derive(events: Iterable[DevOpsEvent], config: DoraConfig, target: str | None = None) -> RepoHistory:
@@ -143,51 +228,61 @@ def derive(events: Iterable[DevOpsEvent], config: DoraConfig, target: str | None
     if len(repos) > 1:
         raise ValueError(f"derive() takes the events of one repo, not {sorted(repos)}")
     lookback = config.lookback
+    resolve = sha_resolver(ordered, lookback)
     deployments = [
         Deployment(
             event=event,
             environment=config.environment(event.environment),
+            place=Place.of(event, config),
             counted=config.counts(event.environment, target),
             success=not event.failed,
         )
         for event in ordered
         if event.is_deploy
     ]
-    _ship(deployments, ordered, lookback)
+    _ship(deployments, ordered, lookback, resolve)
     failures = _failures(deployments, ordered, config, target)
-    _attribute_incidents(deployments, failures, lookback)
+    _attribute_incidents(deployments, failures, ordered, lookback, resolve)
     _mark_rework(deployments, failures, lookback)
     return RepoHistory(next(iter(repos), ""), deployments, failures, target)
 
 
-def _ship(deployments: list[Deployment], ordered: list[DevOpsEvent], lookback: timedelta) -> None:
+def _ship(
+    deployments: list[Deployment],
+    ordered: list[DevOpsEvent],
+    lookback: timedelta,
+    resolve: Callable[[str, datetime], str],
+) -> None:
     """What each deployment ships, and the lead time of the changes it ships first."""
     # Reports of a change: (reported at, start) from pushes and from deployments' commit lists.
     reports: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     pushes_of_head: dict[str, list[tuple[datetime, frozenset[str]]]] = defaultdict(list)
     for event in ordered:
         if event.event == EventType.PUSH:
-            shas = {commit.sha for commit in event.commits or ()}
-            for commit in event.commits or ():
-                reports[commit.sha].append((event.time, commit.time or event.time))
+            listed = [(resolve(commit.sha, event.time), commit.time) for commit in event.commits or ()]
+            shas = {sha for sha, _ in listed}
+            for sha, at in listed:
+                reports[sha].append((event.time, at or event.time))
             if event.sha:
-                if event.sha not in shas:
-                    reports[event.sha].append((event.time, event.time))
-                pushes_of_head[event.sha].append((event.time, frozenset(shas | {event.sha})))
+                head = resolve(event.sha, event.time)
+                if head not in shas:
+                    reports[head].append((event.time, event.time))
+                pushes_of_head[head].append((event.time, frozenset(shas | {head})))
         elif event.is_deploy:
             for commit in event.commits or ():
                 if commit.time is not None:
-                    reports[commit.sha].append((event.time, commit.time))
+                    reports[resolve(commit.sha, event.time)].append((event.time, commit.time))
     for items in reports.values():
         items.sort()
     report_times = {sha: [at for at, _ in items] for sha, items in reports.items()}
 
     def ships(deployment: Deployment) -> frozenset[str]:
         event = deployment.event
-        shipped = {commit.sha for commit in event.commits or ()}
+        shipped = {resolve(commit.sha, event.time) for commit in event.commits or ()}
         if event.sha:
-            shipped.add(event.sha)
-            for at, shas in pushes_of_head.get(event.sha, ()):
+            head = resolve(event.sha, event.time)
+            shipped.add(head)
+            for at, shas in pushes_of_head.get(head, ()):
                 if event.time - lookback <= at <= event.time:
                     shipped |= shas
         return frozenset(shipped)
@@ -211,12 +306,12 @@ def _ship(deployments: list[Deployment], ordered: list[DevOpsEvent], lookback: t
         if not (deployment.success and deployment.counted):
             continue
         for sha in sorted(deployment.ships):
+            earlier = shippers[sha]
+            first = bisect.bisect_left(earlier, (deployment.time - lookback, ""))
+            if earlier[first] != deployment.order:  # shipped by an earlier deployment in range
+                continue
             began = start(sha, deployment)
             if began is None or began > deployment.time:
-                continue
-            earlier = shippers[sha]
-            first = bisect.bisect_left(earlier, (max(began, deployment.time - lookback), ""))
-            if earlier[first] != deployment.order:  # shipped by an earlier deployment in range
                 continue
             deployment.changes.append(ShippedChange(sha, began, _seconds(deployment.time - began)))
 
@@ -226,81 +321,110 @@ def _failures(
 ) -> list[Failure]:
     """Failures in the counted environment, with their ends."""
     lookback = config.lookback
-    restores: dict[str, list[datetime]] = defaultdict(list)
-    successes: dict[str, list[datetime]] = defaultdict(list)
+    restores = [event for event in ordered if event.event == EventType.SERVICE_RESTORED]
+    restore_times = [event.time for event in restores]
+    restore_places = [Place.of(event, config) for event in restores]
+    successes = [d for d in deployments if d.success]
+    success_times = [d.time for d in successes]
+    success_places = [d.place for d in successes]
     resolved: dict[str, list[datetime]] = defaultdict(list)
     opened: dict[str, DevOpsEvent] = {}
     for event in ordered:  # in time order: the lists come out sorted
-        if event.event == EventType.SERVICE_RESTORED:
-            restores[config.environment(event.environment)].append(event.time)
-        elif event.event == EventType.INCIDENT_RESOLVED and event.incident_id:
+        if event.event == EventType.INCIDENT_RESOLVED and event.incident_id:
             resolved[event.incident_id].append(event.time)
         elif event.event == EventType.INCIDENT_OPENED and event.incident_id:
             opened.setdefault(event.incident_id, event)  # its first report says when it started
-    for deployment in deployments:
-        if deployment.success:
-            successes[deployment.environment].append(deployment.time)
 
     failures: list[Failure] = [
-        Failure("deployment", d.event, d.environment, d.time)
+        Failure("deployment", d.event, d.environment, d.place, d.time)
         for d in deployments
         if d.counted and not d.success
     ]
     failures += [
-        Failure("incident", event, config.environment(event.environment), event.time)
+        Failure("incident", event, config.environment(event.environment), Place.of(event, config), event.time)
         for event in opened.values()
         if config.counts(event.environment, target)
     ]
     for failure in failures:
-        ends = [_first_at_or_after(restores[failure.environment], failure.start)]
+        ends = [_first_meeting(restore_times, restore_places, failure.place, failure.start, lookback)]
         if failure.kind == "deployment":
-            ends.append(_first_after(successes[failure.environment], failure.start))
+            ends.append(
+                _first_meeting(
+                    success_times, success_places, failure.place, failure.start, lookback, strictly_after=True
+                )
+            )
         else:
-            ends.append(_first_at_or_after(resolved[str(failure.event.incident_id)], failure.start))
-        found = [end for end in ends if end is not None and end - failure.start <= lookback]
+            times = resolved[str(failure.event.incident_id)]
+            index = bisect.bisect_left(times, failure.start)
+            if index < len(times) and times[index] - failure.start <= lookback:
+                ends.append(times[index])
+        found = [end for end in ends if end is not None]
         failure.end = min(found) if found else None
     failures.sort(key=lambda f: (f.start, f.event.event_id))
     return failures
 
 
-def _attribute_incidents(deployments: list[Deployment], failures: list[Failure], lookback: timedelta) -> None:
-    """An incident that names its cause makes that production deployment a change failure."""
-    counted = [d for d in deployments if d.counted]
+def _attribute_incidents(
+    deployments: list[Deployment],
+    failures: list[Failure],
+    ordered: list[DevOpsEvent],
+    lookback: timedelta,
+    resolve: Callable[[str, datetime], str],
+) -> None:
+    """An incident that names its cause makes that production deployment a change failure. The cause
+    is the first deployment id its openings name, else the first sha any of its reports names."""
+    counted = [d for d in deployments if d.counted]  # in time order
+    counted_times = [d.time for d in counted]
     for deployment in counted:
         if not deployment.success:
             deployment.change_failure = True
+    named_deployment: dict[str, str] = {}
+    named_sha: dict[str, str] = {}
+    for event in ordered:
+        if event.incident_id is None:
+            continue
+        if event.event == EventType.INCIDENT_OPENED and event.deployment_id:
+            named_deployment.setdefault(event.incident_id, event.deployment_id)
+        if event.sha:
+            named_sha.setdefault(event.incident_id, resolve(event.sha, event.time))
     for failure in failures:
         if failure.kind != "incident":
             continue
-        event = failure.event
-        candidates = [d for d in counted if failure.start - lookback <= d.time <= failure.start]
+        incident = str(failure.event.incident_id)
+        low = bisect.bisect_left(counted_times, failure.start - lookback)
+        high = bisect.bisect_right(counted_times, failure.start)
+        candidates = counted[low:high]
         cause: Deployment | None = None
-        if event.deployment_id:
-            named = [d for d in candidates if d.event.deployment_id == event.deployment_id]
+        if incident in named_deployment:
+            named = [d for d in candidates if d.event.deployment_id == named_deployment[incident]]
             cause = named[-1] if named else None
-        elif event.sha:
-            shipped = [d for d in candidates if d.success and event.sha in d.ships]
+        elif incident in named_sha:
+            shipped = [d for d in candidates if d.success and named_sha[incident] in d.ships]
             cause = shipped[0] if shipped else None
         if cause is not None:
             cause.change_failure = True
 
 
 def _mark_rework(deployments: list[Deployment], failures: list[Failure], lookback: timedelta) -> None:
-    by_environment: dict[str, list[Failure]] = defaultdict(list)
-    for failure in failures:
-        by_environment[failure.environment].append(failure)
-    for deployment in deployments:
+    """One sweep in time order over the failures open at each deployment (started before it, not
+    ended before it, within the lookback): usually a handful, so this stays linear in the history."""
+    waiting = iter(failures)  # sorted by start
+    upcoming = next(waiting, None)
+    open_now: list[Failure] = []
+    for deployment in deployments:  # in time order
         if not deployment.counted:
             continue
         if deployment.event.remediation:
             deployment.rework = True
             continue
-        deployment.rework = any(
-            f.start < deployment.time
-            and deployment.time - f.start <= lookback
-            and (f.end is None or deployment.time <= f.end)
-            for f in by_environment[deployment.environment]
-        )
+        moment = deployment.time
+        while upcoming is not None and upcoming.start < moment:
+            open_now.append(upcoming)
+            upcoming = next(waiting, None)
+        open_now = [
+            f for f in open_now if moment - f.start <= lookback and (f.end is None or moment <= f.end)
+        ]
+        deployment.rework = any(f.place.meets(deployment.place) for f in open_now)
 
 
 def daily_facts(history: RepoHistory, first_day: date, last_day: date) -> dict[date, dict[FactKey, DayFacts]]:

@@ -154,12 +154,17 @@ def metrics(
 ) -> dict[str, dict[str, Any]]:
     """The metrics of a set of events (any repos) over ``window``: the definition, in one call.
 
-    Pairing never crosses repos, so each repo's history is derived alone and the day facts summed.
-    ``now`` (usually within the window's last day) also counts the failures open at that moment.
-    ``environment``: count one named (normalized) environment instead of production.
+    One event per ``event_id``, the first given (as the event log keeps the first written, whatever
+    repo a later event under the same id names). Pairing never crosses repos, so each repo's history
+    is derived alone and the day facts summed. ``now`` (usually within the window's last day) also
+    counts the failures open at that moment. ``environment``: count one named (normalized)
+    environment instead of production.
     """
-    by_repo: dict[str, list[DevOpsEvent]] = {}
+    first_of_id: dict[str, DevOpsEvent] = {}
     for event in events:
+        first_of_id.setdefault(event.event_id, event)
+    by_repo: dict[str, list[DevOpsEvent]] = {}
+    for event in first_of_id.values():
         by_repo.setdefault(event.repo, []).append(event)
     facts: dict[date, DayFacts] = {}
     still_open = 0

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 from devops_core.events import DevOpsEvent
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
-SHAS = [f"{n:07x}a" for n in range(1, 7)]
+# Full 40-digit shas, each also reported in git's short form (its first 7 digits) now and then, and
+# one short sha that is the prefix of two full ones (ambiguous: it matches only itself).
+FULL_SHAS = [f"{n:07x}" + "ab" * 16 + f"{n:x}" for n in range(1, 7)] + ["0000001" + "cd" * 16 + "1"]
+SHAS = [*FULL_SHAS[:6], *[sha[:7] for sha in FULL_SHAS[1:4]], "0000001"]
 REPOS = ["svc", "org/api"]
 ENVIRONMENTS = [None, None, "production", "Prod", "staging"]
+SERVICES = [None, None, None, "api", "web"]
 INCIDENTS = ["INC-1", "INC-2"]
 DEPLOYMENT_IDS = ["run-1", "run-2", "run-3"]
 KINDS = [
@@ -46,6 +50,7 @@ def events(draw: st.DrawFn, index: int) -> DevOpsEvent:
         "event": kind,
         "received_at": NOW,
         "source": "test",
+        "service": draw(st.sampled_from(SERVICES)),
     }
     if kind in ("push", "deploy", "deploy_failed"):
         data["sha"] = draw(st.sampled_from(SHAS))
@@ -63,6 +68,8 @@ def events(draw: st.DrawFn, index: int) -> DevOpsEvent:
         data["deployment_id"] = draw(st.sampled_from([None, *DEPLOYMENT_IDS]))
     if kind in ("incident_opened", "incident_resolved"):
         data["incident_id"] = draw(st.sampled_from(INCIDENTS))
+    if kind == "incident_resolved" and draw(st.booleans()):
+        data["sha"] = draw(st.sampled_from(SHAS))  # a root cause written down before the close
     if kind == "incident_opened":
         cause = draw(st.sampled_from(["none", "sha", "deployment"]))
         if cause == "sha":

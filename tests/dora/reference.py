@@ -78,6 +78,11 @@ def reference(
 ) -> Reference:
     """``environment``: count that one environment (normalized name) instead of production."""
     result = Reference(0, 0, 0, 0, 0, [], [], 0)
+    first_given: dict[str, DevOpsEvent] = {}
+    for e in events:
+        if e.event_id not in first_given:
+            first_given[e.event_id] = e
+    events = list(first_given.values())
     for repo in sorted({e.repo for e in events}):
         mine = [e for e in events if e.repo == repo]
         _one_repo(mine, first_day, last_day, now, production, lookback_days, environment, result)
@@ -89,7 +94,7 @@ def _one_repo(
     first_day: date,
     last_day: date,
     now: datetime,
-    production: str,
+    production_pattern: str,
     lookback_days: int,
     environment: str | None,
     out: Reference,
@@ -104,10 +109,39 @@ def _one_repo(
     def env(e: DevOpsEvent) -> str:
         return (e.environment or "production").strip().casefold()
 
+    def named(e: DevOpsEvent) -> bool:
+        return e.environment is not None and e.environment.strip() != ""
+
+    def production(e: DevOpsEvent) -> bool:
+        return re.search(production_pattern, e.environment or "production") is not None
+
+    def same_place(a: DevOpsEvent, b: DevOpsEvent) -> bool:
+        if a.service and b.service and a.service != b.service:
+            return False
+        if named(a) and named(b):
+            return env(a) == env(b)
+        if not named(a) and not named(b):
+            return True
+        return production(a) and production(b)
+
+    def full(sha: str, at: datetime) -> str:
+        """A short sha: the one full sha starting with it that an event reports in the lookback before
+        ``at``."""
+        if len(sha) >= 40:
+            return sha
+        matching = {
+            reported
+            for e in events
+            if at - lookback <= e.time <= at
+            for reported in [e.sha, *[c.sha for c in e.commits or ()]]
+            if reported is not None and len(reported) >= 40 and reported.startswith(sha)
+        }
+        return matching.pop() if len(matching) == 1 else sha
+
     def is_prod(e: DevOpsEvent) -> bool:
         if environment is not None:
             return env(e) == environment
-        return re.search(production, e.environment or "production") is not None
+        return re.search(production_pattern, e.environment or "production") is not None
 
     def failed(e: DevOpsEvent) -> bool:
         return e.event == "deploy_failed" or e.outcome == "failure"
@@ -125,13 +159,18 @@ def _one_repo(
     pushes = [e for e in events if e.event == "push"]
 
     def ships(d: DevOpsEvent) -> set[str]:
-        shipped = {c.sha for c in d.commits or ()}
+        shipped = {full(c.sha, d.time) for c in d.commits or ()}
         if d.sha:
-            shipped.add(d.sha)
+            shipped.add(full(d.sha, d.time))
         for p in pushes:
-            if d.sha and p.sha == d.sha and d.time - lookback <= p.time <= d.time:
-                shipped |= {c.sha for c in p.commits or ()}
-                shipped.add(p.sha)
+            if (
+                d.sha
+                and p.sha
+                and full(p.sha, p.time) == full(d.sha, d.time)
+                and d.time - lookback <= p.time <= d.time
+            ):
+                shipped |= {full(c.sha, p.time) for c in p.commits or ()}
+                shipped.add(full(p.sha, p.time))
         return shipped
 
     def start_of(change: str, d: DevOpsEvent) -> datetime | None:
@@ -139,15 +178,15 @@ def _one_repo(
         for p in pushes:
             if not d.time - lookback <= p.time <= d.time:
                 continue
-            listed = [c for c in p.commits or () if c.sha == change]
+            listed = [c for c in p.commits or () if full(c.sha, p.time) == change]
             for c in listed:
                 starts.append(c.time or p.time)
-            if p.sha == change and not any(c.sha == change for c in p.commits or ()):
+            if p.sha and full(p.sha, p.time) == change and not listed:
                 starts.append(p.time)
         for other in deploys:
             if d.time - lookback <= other.time <= d.time:
                 for c in other.commits or ():
-                    if c.sha == change and c.time is not None:
+                    if full(c.sha, other.time) == change and c.time is not None:
                         starts.append(c.time)
         return min(starts) if starts else None
 
@@ -159,9 +198,9 @@ def _one_repo(
             ends = [
                 r.time
                 for r in events
-                if r.event == "service_restored" and env(r) == env(d) and r.time >= d.time
+                if r.event == "service_restored" and same_place(r, d) and r.time >= d.time
             ]
-            ends += [s.time for s in deploys if not failed(s) and env(s) == env(d) and s.time > d.time]
+            ends += [s.time for s in deploys if not failed(s) and same_place(s, d) and s.time > d.time]
             ends = [t for t in ends if t - d.time <= lookback]
             failures.append(("deployment", d, d.time, min(ends) if ends else None))
     incident_ids = sorted({e.incident_id for e in events if e.event == "incident_opened" and e.incident_id})
@@ -181,27 +220,42 @@ def _one_repo(
         ends += [
             r.time
             for r in events
-            if r.event == "service_restored" and env(r) == env(first) and r.time >= first.time
+            if r.event == "service_restored" and same_place(r, first) and r.time >= first.time
         ]
         ends = [t for t in ends if t - first.time <= lookback]
         failures.append(("incident", first, first.time, min(ends) if ends else None))
+
+    def reports_of(incident: str | None) -> list[DevOpsEvent]:
+        return sorted(
+            (
+                e
+                for e in events
+                if e.event in ("incident_opened", "incident_resolved") and e.incident_id == incident
+            ),
+            key=lambda e: (e.time, e.event_id),
+        )
 
     def caused(d: DevOpsEvent) -> bool:
         for kind, first, start, _ in failures:
             if kind != "incident":
                 continue
-            if first.deployment_id:
-                named = [
+            reports = reports_of(first.incident_id)
+            deployment_ids = [
+                r.deployment_id for r in reports if r.event == "incident_opened" and r.deployment_id
+            ]
+            shas = [full(r.sha, r.time) for r in reports if r.sha]
+            if deployment_ids:
+                with_id = [
                     x
                     for x in deploys
                     if is_prod(x)
-                    and x.deployment_id == first.deployment_id
+                    and x.deployment_id == deployment_ids[0]
                     and start - lookback <= x.time <= start
                 ]
-                if named and max(named, key=lambda x: (x.time, x.event_id)) is d:
+                if with_id and max(with_id, key=lambda x: (x.time, x.event_id)) is d:
                     return True
-            elif first.sha:
-                shipped = [x for x in good if first.sha in ships(x) and start - lookback <= x.time <= start]
+            elif shas:
+                shipped = [x for x in good if shas[0] in ships(x) and start - lookback <= x.time <= start]
                 if shipped and min(shipped, key=lambda x: (x.time, x.event_id)) is d:
                     return True
         return False
@@ -216,7 +270,7 @@ def _one_repo(
         out.failed_deploys += failed(d)
         out.change_failures += failed(d) or caused(d)
         open_then = any(
-            env(f) == env(d)
+            same_place(f, d)
             and start < d.time
             and d.time - start <= lookback
             and (end is None or d.time <= end)
@@ -226,15 +280,14 @@ def _one_repo(
         if failed(d):
             continue
         for change in ships(d):
-            start = start_of(change, d)
-            if start is None or start > d.time:
-                continue
             shipped_earlier = any(
-                before(other, d) and other.time >= max(start, d.time - lookback) and change in ships(other)
+                before(other, d) and other.time >= d.time - lookback and change in ships(other)
                 for other in good
             )
-            if not shipped_earlier:
-                out.lead.append(round((d.time - start).total_seconds(), 3))
+            start = start_of(change, d)
+            if shipped_earlier or start is None or start > d.time:
+                continue
+            out.lead.append(round((d.time - start).total_seconds(), 3))
     for _, _, start, end in failures:
         if end is not None and in_window(end):
             out.recovery.append(round((end - start).total_seconds(), 3))

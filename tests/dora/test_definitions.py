@@ -174,3 +174,121 @@ def test_no_deployment_no_level() -> None:
     result = run([ev("push", NOW - H, sha="aaaaaaa1")])
     assert result["calc_deployment_freq"]["level"] is None
     assert result["calc_change_failure_rate"]["rate"] is None
+
+
+# -- found by an independent audit (2026-11-29): each was a wrong number ------------------------------
+def test_a_change_deployed_before_any_report_of_it_is_not_counted_again_by_a_later_deployment() -> None:
+    """CI reported the deploy of aaaa (10:00) a minute before its push (10:01); a rollback to aaaa at
+    14:00 used to credit it a 4 h sample. Its first deployment came before any report: no sample."""
+    t = NOW - 2 * D
+    events = [
+        ev("deploy", t.replace(hour=10), sha="aaaaaaa1"),
+        ev("push", t.replace(hour=10, minute=1), sha="aaaaaaa1"),
+        ev("push", t.replace(hour=11), sha="bbbbbbb1"),
+        ev("deploy", t.replace(hour=12), sha="bbbbbbb1"),
+        ev("deploy", t.replace(hour=14), sha="aaaaaaa1", remediation="rollback"),
+    ]
+    lead = run(events)["calc_lead_time"]
+    assert (lead["samples"], lead["median_s"]) == (1, 3600.0)
+
+
+FULL = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+
+
+def test_a_short_sha_stands_for_the_full_sha_it_starts() -> None:
+    """'Root cause: 1a2b3c4' names the deployment of the full sha; a deploy reported with
+    `git rev-parse --short` ships the push of the full sha."""
+    t = NOW - 2 * D
+    push = ev("push", t.replace(hour=9), sha=FULL)
+    deploy = ev("deploy", t.replace(hour=10), sha=FULL)
+    incident = ev("incident_opened", t.replace(hour=11), incident_id="I1", sha=FULL[:7])
+    assert run([push, deploy, incident])["calc_change_failure_rate"]["failures"] == 1
+    short_deploy = ev("deploy", t.replace(hour=10), sha=FULL[:7])
+    lead = run([push, short_deploy])["calc_lead_time"]
+    assert (lead["samples"], lead["median_s"]) == (1, 3600.0)
+
+
+def test_an_ambiguous_short_sha_matches_nothing() -> None:
+    t = NOW - 2 * D
+    other = FULL[:7] + "f" * 33
+    events = [
+        ev("push", t.replace(hour=8), sha=FULL),
+        ev("push", t.replace(hour=8), sha=other),
+        ev("deploy", t.replace(hour=10), sha=FULL),
+        ev("incident_opened", t.replace(hour=11), incident_id="I1", sha=FULL[:7]),
+    ]
+    assert run(events)["calc_change_failure_rate"]["failures"] == 0
+
+
+def test_failures_of_one_service_pair_with_that_service_only() -> None:
+    """A monorepo: svc-a fails at 10:00, svc-b deploys at 10:05, svc-a deploys again at 15:00. svc-a
+    recovered at 15:00 (that deploy is rework); svc-b's deploy is neither a restore nor rework."""
+    t = NOW - 2 * D
+    events = [
+        ev("deploy_failed", t.replace(hour=10), repo="mono", sha="1111111a", service="svc-a"),
+        ev("deploy", t.replace(hour=10, minute=5), repo="mono", sha="2222222b", service="svc-b"),
+        ev("deploy", t.replace(hour=15), repo="mono", sha="1111111c", service="svc-a"),
+    ]
+    history = derive(events, DoraConfig())
+    assert [f.recovery_s for f in history.failures] == [5 * 3600.0]
+    assert [d.rework for d in history.deployments] == [False, False, True]
+
+
+def test_an_event_naming_no_service_is_about_the_whole_repo() -> None:
+    t = NOW - 2 * D
+    events = [
+        ev("deploy_failed", t.replace(hour=10), repo="mono", service="svc-a"),
+        ev("service_restored", t.replace(hour=11), repo="mono"),
+    ]
+    assert run(events)["calc_recovery_time"]["median_s"] == 3600.0
+
+
+def test_an_event_naming_no_environment_pairs_with_every_production_environment() -> None:
+    """A repo whose production environment is called 'prod': a restore from the CI script without
+    --environment ends its failed deployment, and an incident from a GitHub issue (no environment)
+    makes a deploy to 'prod' rework. Two production environments still never pair with each other."""
+    t = NOW - 2 * D
+    restored = run(
+        [
+            ev("deploy_failed", t.replace(hour=10), environment="prod"),
+            ev("service_restored", t.replace(hour=11)),
+        ]
+    )["calc_recovery_time"]
+    assert (restored["samples"], restored["median_s"], restored["open_failures"]) == (1, 3600.0, 0)
+    rework = run(
+        [
+            ev("incident_opened", t.replace(hour=10), incident_id="I9"),
+            ev("deploy", t.replace(hour=11), environment="prod"),
+            ev("incident_resolved", t.replace(hour=12), incident_id="I9"),
+        ]
+    )["calc_rework_rate"]
+    assert (rework["rework"], rework["deploys"]) == (1, 1)
+    apart = run(
+        [
+            ev("deploy_failed", t.replace(hour=10), environment="prod-eu"),
+            ev("service_restored", t.replace(hour=11), environment="prod-us"),
+        ],
+        production=__import__("re").compile(r"^prod"),
+    )["calc_recovery_time"]
+    assert (apart["samples"], apart["open_failures"]) == (0, 1)
+
+
+def test_a_root_cause_written_down_before_the_close_counts() -> None:
+    """GitHub: the 'Root cause: <sha>' line added while the incident was open reaches us on its
+    incident_resolved only."""
+    t = NOW - 2 * D
+    events = [
+        ev("deploy", t.replace(hour=9), sha="aaaaaaa1"),
+        ev("deploy", t.replace(hour=10), sha="bbbbbbb1"),
+        ev("incident_opened", t.replace(hour=11), incident_id="I3"),
+        ev("incident_resolved", t.replace(hour=12), incident_id="I3", sha="aaaaaaa1"),
+    ]
+    assert [d.change_failure for d in derive(events, DoraConfig()).deployments] == [True, False]
+
+
+def test_one_event_id_is_one_event_across_repos() -> None:
+    """The event log keeps the first event written under an id, whatever repo the second names; the
+    pure function agrees (it used to keep one per repo)."""
+    first = ev("deploy", NOW - H, sha="aaaaaaa1", event_id="x")
+    second = ev("deploy", NOW - H, repo="other", sha="bbbbbbb1", event_id="x")
+    assert run([first, second])["calc_deployment_freq"]["count"] == 1
