@@ -26,6 +26,30 @@ ALLOWED_WINDOWS = (7, 30, 90)
 T = TypeVar("T")
 
 
+# What each route reads from its query string; anything else is a 422 naming it (a typo such as
+# ?repo= for /metrics/{repo} would otherwise answer every repo's metrics without a word).
+_PARAMETERS = {
+    "/metrics": ("window", "team", "service", "environment"),
+    "/metrics/{repo}": ("window", "environment"),
+    "/deployments/{repo}": ("window",),
+}
+_SHOWN_CHARS = 140  # the longest repository name GitHub allows (owner/name)
+
+
+def _shown(value: str) -> str:
+    """A client's value as an error message repeats it: at most as long as a real repository name."""
+    return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
+
+
+def _only_known_parameters(request: web.Request, route: str) -> None:
+    allowed = _PARAMETERS[route]
+    unknown = sorted({name for name in request.query if name not in allowed})
+    if unknown:
+        reason = f"not a parameter of {route} (it takes: {', '.join(allowed)})"
+        details = [FieldError(field=_shown(name), reason=reason).model_dump() for name in unknown[:5]]
+        raise ApiError(422, details)
+
+
 def _one(request: web.Request, name: str) -> str | None:
     given = request.query.getall(name, [])
     if len(given) > 1 or (given and not given[0].strip()):
@@ -33,13 +57,20 @@ def _one(request: web.Request, name: str) -> str | None:
     return given[0] if given else None
 
 
-def _environment(request: web.Request) -> str | None:
-    """None: the production environments; else one environment, by its normalized name."""
+async def _environment(request: web.Request) -> str | None:
+    """None: the production environments; else one environment that stored events name, by its
+    normalized name (an unknown one is a 404, not an empty read: every name would be a new read)."""
     given = _one(request, "environment")
-    config = request.app[METRICS_READER].model.config
+    reader = request.app[METRICS_READER]
+    config = reader.model.config
     if given is None or given.strip().casefold() == PRODUCTION or config.is_production(given.strip()):
         return None
-    return config.environment(given)
+    environment = config.environment(given)
+    if environment not in await _read(request, reader.environments()):
+        raise ApiError(
+            404, f"no deployment or incident of environment {_shown(given)!r} is stored; check the name"
+        )
+    return environment
 
 
 def _window_days(request: web.Request) -> int:
@@ -73,9 +104,10 @@ async def _read(request: web.Request, read: Awaitable[T]) -> T:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
+    _only_known_parameters(request, "/metrics")
     days = _window_days(request)
     team, service = _one(request, "team"), _one(request, "service")
-    environment = _environment(request)
+    environment = await _environment(request)
     if team and service:
         raise ApiError(
             422, [FieldError(field="team", reason="filter by team or by service, not both").model_dump()]
@@ -85,28 +117,33 @@ async def get_metrics(request: web.Request) -> web.Response:
         request, reader.overview(days, team=team, service=service, environment=environment)
     )
     if (team or service) and not overview.repos:
-        what = f"team {team!r}" if team else f"service {service!r}"
+        what = f"team {_shown(team)!r}" if team else f"service {_shown(service or '')!r}"
         raise ApiError(404, f"no events of {what} are stored; check the name or the teams file")
     return _json(overview)
 
 
 async def get_repo_metrics(request: web.Request) -> web.Response:
+    _only_known_parameters(request, "/metrics/{repo}")
     repo = request.match_info["repo"]
     days = _window_days(request)
-    metrics = await _read(
-        request, request.app[METRICS_READER].scope(Scope.repo(repo), days, _environment(request))
-    )
+    environment = await _environment(request)
+    metrics = await _read(request, request.app[METRICS_READER].scope(Scope.repo(repo), days, environment))
     if metrics is None:
-        raise ApiError(404, f"no events of repo {repo!r} are stored (any event: push, deploy, incident...)")
+        raise ApiError(
+            404, f"no events of repo {_shown(repo)!r} are stored (any event: push, deploy, incident...)"
+        )
     return _json(metrics)
 
 
 async def get_repo_activity(request: web.Request) -> web.Response:
+    _only_known_parameters(request, "/deployments/{repo}")
     repo = request.match_info["repo"]
     days = _window_days(request)
     activity = await _read(request, request.app[METRICS_READER].activity(repo, days))
     if activity is None:
-        raise ApiError(404, f"no events of repo {repo!r} are stored (any event: push, deploy, incident...)")
+        raise ApiError(
+            404, f"no events of repo {_shown(repo)!r} are stored (any event: push, deploy, incident...)"
+        )
     return _json(activity)
 
 

@@ -77,14 +77,36 @@ class MetricsReader:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._loading: dict[tuple[str, ...], asyncio.Future[Any]] = {}
 
     async def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        """The cached value, else one load per key however many requests ask for it meanwhile
+        (single flight: concurrent misses share the first one's read)."""
         hit = self._cache.get(key)
         if hit and hit[0] > time.monotonic():
             return hit[1]  # type: ignore[no-any-return]
-        value = await asyncio.to_thread(load)
-        self._cache[key] = (time.monotonic() + self._cache_seconds, value)
-        return value
+        running = self._loading.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await asyncio.to_thread(load)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+            raise
+        else:
+            self._cache[key] = (time.monotonic() + self._cache_seconds, value)
+            future.set_result(value)
+            return value
+        finally:
+            del self._loading[key]
+
+    async def environments(self) -> set[str]:
+        """The non-production environments any stored event names (normalized)."""
+        _, _, environments = await self._cached(("#names",), self.model.names)
+        return set(environments)
 
     async def repos(self) -> dict[str, RepoInfo]:
         return await self._cached(("#repos",), self.model.store.repos)

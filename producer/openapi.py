@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from devops_core.events import EventIn
 from producer.api_models import Accepted, BatchResponse, ErrorBody, Health
 from producer.github.models import WebhookResponse
-from producer.metrics_models import MetricsOverview, RepoMetrics
+from producer.metrics_models import MetricsOverview, RepoActivity, RepoMetrics
 
 __all__ = ["build_openapi"]
 
@@ -95,9 +95,29 @@ def _metrics_paths(components: dict[str, Any], error: dict[str, Any]) -> dict[st
         "schema": {"type": "integer", "enum": [7, 30, 90]},
         "description": "Window in days, ending today (UTC); default DEPLOYMENT_FREQ_TIMEFRAME_DAY.",
     }
+
+    def query(name: str, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": description,
+        }
+
+    environment = query(
+        "environment",
+        "'production' (default: every environment DORA_PRODUCTION_ENVIRONMENTS matches), or one other "
+        "environment that stored events name (an unknown one is a 404).",
+    )
+    repo = {"name": "repo", "in": "path", "required": True, "schema": {"type": "string"}}
     common = {
         "401": _json(error, "Missing or wrong bearer token."),
-        "422": _json(error, "window is not 7, 30 or 90; detail names the field and the reason."),
+        "422": _json(
+            error,
+            "window is not 7, 30 or 90, a parameter is repeated or empty, or the route does not take it; "
+            "detail names the field and the reason.",
+        ),
         "503": _json(error, "The aggregator's state table is unavailable; retry after Retry-After seconds."),
     }
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -107,21 +127,43 @@ def _metrics_paths(components: dict[str, Any], error: dict[str, Any]) -> dict[st
                 "summary": "DORA metrics, levels and daily series of ALL and every repo seen in the window",
                 "description": "Read from the aggregator's state (docs/dashboard.md); cached a few seconds.",
                 "security": secured,
-                "parameters": [window],
-                "responses": {"200": _json(_schema(MetricsOverview, components), "Metrics."), **common},
+                "parameters": [
+                    window,
+                    query(
+                        "team",
+                        "Only this team's repositories and events (the teams file, or events naming it).",
+                    ),
+                    query("service", "Only the events naming this service (not with team)."),
+                    environment,
+                ],
+                "responses": {
+                    "200": _json(_schema(MetricsOverview, components), "Metrics."),
+                    "404": _json(error, "No stored event names this team, service or environment."),
+                    **common,
+                },
             }
         },
         "/metrics/{repo}": {
             "get": {
                 "summary": "DORA metrics, levels and daily series of one repo (or ALL)",
                 "security": secured,
-                "parameters": [
-                    {"name": "repo", "in": "path", "required": True, "schema": {"type": "string"}},
-                    window,
-                ],
+                "parameters": [repo, window, environment],
                 "responses": {
                     "200": _json(_schema(RepoMetrics, components), "Metrics."),
-                    "404": _json(error, "The aggregator has seen no event of this repo (90 days)."),
+                    "404": _json(error, "No stored event of this repo, or of this environment."),
+                    **common,
+                },
+            }
+        },
+        "/deployments/{repo}": {
+            "get": {
+                "summary": "One repo's deployments (with the changes each shipped first and their lead "
+                "times) and failures in the window, newest first: the dashboard's drill-down",
+                "security": secured,
+                "parameters": [repo, window],
+                "responses": {
+                    "200": _json(_schema(RepoActivity, components), "Deployments and failures."),
+                    "404": _json(error, "No stored event of this repo."),
                     **common,
                 },
             }

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from producer.errors import ApiError
+
 __all__ = ["DASHBOARD_PATH", "STATIC_PREFIX", "setup_dashboard"]
 
 DASHBOARD_PATH = "/dashboard"
@@ -32,7 +34,20 @@ async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound(DASHBOARD_PATH, headers={"Cache-Control": "no-cache"})
 
 
+# The page's assets, listed once: a request names one of them or gets the API's JSON 404 (aiohttp's
+# static route answers a missing file with an empty octet-stream 404 that no middleware sees).
+_ASSETS = {path.name: path for path in (_HERE / "static").iterdir() if path.is_file()}
+
+
+async def asset(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    path = _ASSETS.get(name)
+    if path is None:
+        raise ApiError(404, f"no dashboard asset named {name[:100]!r}")
+    return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+
 def setup_dashboard(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get(DASHBOARD_PATH, dashboard)
-    app.router.add_static(STATIC_PREFIX.rstrip("/"), _HERE / "static", append_version=False)
+    app.router.add_get(STATIC_PREFIX + "{name}", asset)

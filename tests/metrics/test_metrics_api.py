@@ -14,7 +14,7 @@ from aggregator.app import build_aggregator
 from devops_core.events import DevOpsEvent
 from producer.app import create_app
 from producer.auth_middleware import is_public
-from producer.state import OPENAPI
+from producer.state import METRICS_READER, OPENAPI
 from tests.aggregator.helpers import make_event
 from tests.support import Stack
 
@@ -251,7 +251,10 @@ async def test_dashboard_and_its_assets_are_public_but_nothing_else_under_them(g
     assert "uPlot" in await script.text()
     assert licence.status == 200
     assert "MIT License" in await licence.text()
-    assert (await gateway.get("/dashboard/static/missing.js")).status == 404
+    missing = await gateway.get("/dashboard/static/missing.js")
+    assert (missing.status, missing.content_type) == (404, "application/json")
+    assert (await missing.json())["error"] == "not_found"  # errors are always JSON, here too
+    assert script.content_type in {"application/javascript", "text/javascript"}
     assert not is_public("/dashboard/static/../../metrics")
     assert not is_public("/dashboard/static//x")
     assert not is_public("/dashboard/other")
@@ -285,3 +288,79 @@ async def test_a_missing_state_table_is_a_503_with_retry_after(stack: Stack) -> 
         assert response.status == 503
         assert response.headers["Retry-After"] == "5"
         assert (await response.json())["error"] == "unavailable"
+
+
+async def test_every_data_route_is_in_the_openapi_document(gateway: TestClient) -> None:
+    """The dashboard's three reads are all documented (the schemathesis fuzz is driven from it)."""
+    spec = gateway.app[OPENAPI]
+    activity = spec["paths"]["/deployments/{repo}"]["get"]
+    assert activity["security"] == [{"bearer": []}]
+    assert "RepoActivity" in spec["components"]["schemas"]
+    parameters = {
+        path: [p["name"] for p in spec["paths"][path]["get"]["parameters"]]
+        for path in ("/metrics", "/metrics/{repo}", "/deployments/{repo}")
+    }
+    assert parameters == {
+        "/metrics": ["window", "team", "service", "environment"],
+        "/metrics/{repo}": ["repo", "window", "environment"],
+        "/deployments/{repo}": ["repo", "window"],
+    }
+
+
+async def test_a_parameter_a_route_does_not_take_is_a_422_naming_it(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    """?repo= on /metrics used to answer every repo's metrics, silently."""
+    for path, name in (
+        ("/metrics?repo=alpha", "repo"),
+        ("/metrics/alpha?team=x", "team"),
+        ("/deployments/alpha?environment=staging", "environment"),
+    ):
+        status, body = await get(gateway, stack, path)
+        assert status == 422, path
+        assert body["detail"][0]["field"] == name
+        assert "not a parameter of" in body["detail"][0]["reason"]
+
+
+async def test_an_environment_no_event_names_is_a_404_and_costs_no_read(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    """Any token holder could otherwise start a cold read per made-up name (0.8 s each at 90 days)."""
+    reader = gateway.app[METRICS_READER]
+    loads: list[tuple[str, ...]] = []
+    cached = reader._cached
+
+    async def counting(key: tuple[str, ...], load: Any) -> Any:
+        loads.append(key)
+        return await cached(key, load)
+
+    reader._cached = counting  # type: ignore[method-assign]
+    for path in ("/metrics?environment=qa-1", "/metrics/alpha?environment=qa-2"):
+        status, body = await get(gateway, stack, path)
+        assert status == 404, path
+        assert "no deployment or incident of environment" in body["detail"]
+    assert {key[0] for key in loads} <= {"#names", "#repos"}
+
+
+async def test_a_long_unknown_name_is_not_echoed_in_full(gateway: TestClient, stack: Stack) -> None:
+    status, body = await get(gateway, stack, "/metrics/" + "x" * 5000)
+    assert status == 404
+    assert len(body["detail"]) < 300
+
+
+async def test_concurrent_misses_of_one_answer_share_one_read(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    reader = gateway.app[METRICS_READER]
+    reads = 0
+    original = reader.model.metrics
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return original(*args, **kwargs)
+
+    reader.model.metrics = counted  # type: ignore[method-assign]
+    answers = await asyncio.gather(*(get(gateway, stack, "/metrics/alpha?window=90") for _ in range(8)))
+    assert {status for status, _ in answers} == {200}
+    assert reads == 1
