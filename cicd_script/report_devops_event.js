@@ -30,6 +30,7 @@ const EVENTS = [
 const INCIDENT_EVENTS = ['incident_opened', 'incident_resolved'];
 // Which events may carry each option (the gateway's rule; anything else is refused before sending).
 const OPTION_EVENTS = {
+  before: ['push'],
   environment: ['deploy', 'deploy_failed', 'service_restored', 'incident_opened', 'incident_resolved'],
   outcome: ['deploy', 'deploy_failed'],
   remediation: ['deploy', 'deploy_failed'],
@@ -40,6 +41,7 @@ const OPTION_EVENTS = {
 // Every option takes one value; the order is the order in which they are checked.
 const VALUE_OPTIONS = [
   'sha',
+  'before',
   'time',
   'metadata',
   'environment',
@@ -81,7 +83,7 @@ arguments:
   <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
-                           push               commits were pushed (give --sha and --commits)
+                           push               commits were pushed (give --sha, --before, --commits)
                            deploy             a deployment finished (--outcome failure if it
                                               failed: it counts as a deployment and a failure)
                            test_pass          the test suite passed
@@ -93,6 +95,9 @@ arguments:
   --metadata <Metadata>  free text or JSON, at most 1024 bytes (UTF-8), e.g. a version or a URL
   --sha <commit>         commit SHA the event is about, 7-64 hex digits: a push's head, the
                          deployed commit, or the change that caused an incident
+  --before <commit>      a push's previous head (push only), 7-64 hex digits: the commit the
+                         branch pointed to before the push (GitHub: github.event.before, GitLab:
+                         $CI_COMMIT_BEFORE_SHA); all zeros (a new branch) is accepted and dropped
   --time <ISO>           when it happened: ISO-8601 (2026-01-01T12:00:00Z) or
                          'YYYY-MM-DD HH:MM:SS' (UTC), from 2000-01-01 to at most 15 minutes
                          ahead; default: when the script started (the same on every retry)
@@ -305,8 +310,8 @@ function validate(args, nowS) {
       throw new UsageError(`--${name} only applies to ${allowed.join(', ')} events`);
     }
     const field = name.replace('-', '_');
-    if (name === 'sha' && !SHA_RE.test(value)) {
-      throw new UsageError(`invalid --sha '${value}': must be 7-64 hex digits`);
+    if ((name === 'sha' || name === 'before') && !SHA_RE.test(value)) {
+      throw new UsageError(`invalid --${name} '${value}': must be 7-64 hex digits`);
     }
     if (name === 'time') checkTime(value, '--time', nowS);
     if (name === 'metadata') {

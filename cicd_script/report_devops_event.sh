@@ -13,7 +13,7 @@ readonly SOURCE="cicd_script"
 readonly EVENTS="push deploy test_pass deploy_failed service_restored incident_opened incident_resolved"
 readonly INCIDENT_EVENTS="incident_opened incident_resolved"
 # Every option takes one value; the order is the order in which they are checked.
-readonly VALUE_OPTIONS=(sha time metadata environment outcome remediation deployment-id incident-id team service commits)
+readonly VALUE_OPTIONS=(sha before time metadata environment outcome remediation deployment-id incident-id team service commits)
 readonly REPO_RE='^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$'
 readonly SHA_RE='^[0-9a-fA-F]{7,64}$'
 readonly ID_RE='^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'
@@ -44,7 +44,7 @@ arguments:
   <Repo name>            repository: letters, digits, '.', '_', '-', '/' (1-140 characters,
                          starting with a letter or digit), or ALL for an event of no single repo
   <Event>                one of:
-                           push               commits were pushed (give --sha and --commits)
+                           push               commits were pushed (give --sha, --before, --commits)
                            deploy             a deployment finished (--outcome failure if it
                                               failed: it counts as a deployment and a failure)
                            test_pass          the test suite passed
@@ -56,6 +56,9 @@ arguments:
   --metadata <Metadata>  free text or JSON, at most 1024 bytes (UTF-8), e.g. a version or a URL
   --sha <commit>         commit SHA the event is about, 7-64 hex digits: a push's head, the
                          deployed commit, or the change that caused an incident
+  --before <commit>      a push's previous head (push only), 7-64 hex digits: the commit the
+                         branch pointed to before the push (GitHub: github.event.before, GitLab:
+                         $CI_COMMIT_BEFORE_SHA); all zeros (a new branch) is accepted and dropped
   --time <ISO>           when it happened: ISO-8601 (2026-01-01T12:00:00Z) or
                          'YYYY-MM-DD HH:MM:SS' (UTC), from 2000-01-01 to at most 15 minutes
                          ahead; default: when the script started (the same on every retry)
@@ -130,6 +133,7 @@ byte_length() {
 # option_events NAME: the events that may carry option NAME (the gateway's rule); empty = every event.
 option_events() {
   case "$1" in
+    before) printf '%s' "push" ;;
     environment) printf '%s' "deploy deploy_failed service_restored incident_opened incident_resolved" ;;
     outcome | remediation) printf '%s' "deploy deploy_failed" ;;
     deployment-id) printf '%s' "deploy deploy_failed incident_opened" ;;
@@ -516,8 +520,8 @@ main() {
     fi
     field="${name//-/_}"
     case "$name" in
-      sha)
-        [[ "$value" =~ $SHA_RE ]] || usage_error "invalid --sha '${value}': must be 7-64 hex digits"
+      sha | before)
+        [[ "$value" =~ $SHA_RE ]] || usage_error "invalid --${name} '${value}': must be 7-64 hex digits"
         ;;
       time)
         check_time "$value" "--time"

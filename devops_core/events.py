@@ -9,7 +9,8 @@ What each event means for the DORA metrics is defined once, in ``devops_core.dor
 docs/aggregator.md. In short:
 
 - ``push``: changes reached the repository; ``sha`` is the head, ``commits`` the changes it brought
-  (each with its own time when known).
+  (each with its own time when known), ``before`` the head the ref had before the push (links a
+  push to the earlier ones, so a deploy of the last head also ships their commits).
 - ``deploy``: a deployment of ``sha`` to ``environment`` (unset: production) with an ``outcome``
   (success unless said otherwise); ``deploy_failed`` is the seed's name for a deploy whose outcome is
   failure, and is normalized to ``outcome="failure"``. ``remediation`` flags a hotfix or rollback.
@@ -73,6 +74,8 @@ REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,139}$"
 _REPO_RE = re.compile(REPO_PATTERN)
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 SHA_PATTERN = r"^[0-9a-fA-F]{7,64}$"
+# git's null sha (40 zeros; 64 in a SHA-256 repository): a push's "before" when the ref is new.
+_NULL_SHA_RE = re.compile(r"^0+$")
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 # Environments, teams and services are names people choose ("Production - EU"): printable, no
 # control characters, short enough to be a Timestream dimension and a DynamoDB key part.
@@ -135,6 +138,7 @@ DEPLOY_EVENTS = frozenset({EventType.DEPLOY, EventType.DEPLOY_FAILED})
 _INCIDENT_EVENTS = frozenset({"incident_opened", "incident_resolved"})
 # Which optional fields each event may carry (anything else is a 422 naming the field).
 _FIELD_EVENTS: dict[str, frozenset[str]] = {
+    "before": frozenset({"push"}),
     "commits": frozenset({"push", "deploy", "deploy_failed"}),
     "outcome": frozenset({"deploy", "deploy_failed"}),
     "remediation": frozenset({"deploy", "deploy_failed"}),
@@ -293,6 +297,12 @@ class EventIn(BaseModel):
         default=None,
         description="Commit SHA the event is about: a push's head, the deployed commit, an incident's cause.",
     )
+    before: Sha | None = Field(
+        default=None,
+        description="A push's previous head: the SHA the ref pointed to before this push (GitHub's "
+        "push 'before', GitLab's CI_COMMIT_BEFORE_SHA); push only. An all-zero SHA (git's null SHA: "
+        "a new branch, no previous head) is dropped, as if unset.",
+    )
     source: str = Field(
         default="api",
         pattern=SOURCE_PATTERN,
@@ -354,6 +364,14 @@ class EventIn(BaseModel):
             raise ValueError("a deploy_failed has outcome failure; send a deploy for a successful one")
         return value
 
+    @field_validator("before")
+    @classmethod
+    def _previous_head(cls, value: str | None) -> str | None:
+        """Lower-cased like ``sha``; the null SHA means "no previous head" and is not stored."""
+        if value is None or _NULL_SHA_RE.match(value):
+            return None
+        return value.lower()
+
     @field_validator("incident_id")
     @classmethod
     def _incident_needs_id(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -376,6 +394,7 @@ class EventIn(BaseModel):
             source=self.source if "source" in self.model_fields_set else source,
             received_at=received_at,
             sha=self.sha.lower() if self.sha else None,
+            before=self.before,
             environment=self.environment,
             outcome=outcome,
             remediation=self.remediation,
@@ -417,6 +436,7 @@ class DevOpsEvent(BaseModel):
     source: str = "api"
     received_at: EventTime
     sha: str | None = None
+    before: str | None = None
     environment: str | None = None
     outcome: Outcome | None = None
     remediation: Remediation | None = None

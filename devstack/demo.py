@@ -1,11 +1,11 @@
 """``make demo``: a realistic, deterministic delivery history, sent through the real gateway.
 
 Five repositories of four teams over the last 35 days (the days before today, UTC): pushes with their
-commits (each commit with its own time), deployments with an environment, an outcome and the
-commits they ship, failed deployments and how each ended (a restore, a hotfix or a rollback),
-production incidents opened and resolved (most naming the deployment that caused them), and staging
-deployments that the production metrics do not count. Every repository has its own rhythm, so the
-dashboard shows every DORA level:
+commits (each commit with its own time) and the head each moved the branch from (``before``),
+deployments with an environment, an outcome and the commits they ship, failed deployments and how each
+ended (a restore, a hotfix or a rollback), production incidents opened and resolved (most naming the
+deployment that caused them), and staging deployments that the production metrics do not count. Every
+repository has its own rhythm, so the dashboard shows every DORA level:
 
 | repository | team | production deploys | what stands out |
 |---|---|---|---|
@@ -141,6 +141,7 @@ class _Repo:
     staged: list[dict[str, str]] = field(default_factory=list)  # pushed, not shipped to staging
     deployments: int = 0
     live_sha: str | None = None  # what production runs (a rollback goes back to it)
+    head: str | None = None  # the branch's head after the last push (the next push's before)
 
 
 def _iso(value: datetime) -> str:
@@ -199,7 +200,11 @@ def build_history(
                     for _ in range(rng.randint(1, 4))
                 ]
                 commits.sort(key=lambda c: c["time"])
-                add(pushed, {**scope, "event": "push", "sha": commits[-1]["sha"], "commits": commits})
+                push = {**scope, "event": "push", "sha": commits[-1]["sha"], "commits": commits}
+                if state.head is not None:  # the history's first push of a repository has none
+                    push["before"] = state.head
+                add(pushed, push)
+                state.head = commits[-1]["sha"]
                 state.pending += commits
                 state.staged += commits
             deploys = _count(rng, p.deploys_per_day * (0.1 if weekend else 1))

@@ -33,6 +33,7 @@ from devops_core.settings import Settings
 from devstack.emulator import TIMESTREAM_RECORDS_PATH
 
 __all__ = [
+    "change",
     "main",
     "peek_dead_letters",
     "read_stream",
@@ -140,6 +141,13 @@ def _short_time(value: Any) -> str:
     return str(value or "")
 
 
+def change(sha: str | None, before: str | None) -> str:
+    """The commit an event is about, short: ``before..sha`` for a push that says where it moved the
+    branch from (git's range notation), else the sha."""
+    head = (sha or "")[:7]
+    return f"{before[:7]}..{head}" if before else head
+
+
 def _duration(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
         return "-"
@@ -189,19 +197,32 @@ def stream_section(settings: Settings, limit: int, repo: str | None) -> str:
                     e.repo,
                     e.event.value,
                     _short_time(e.time),
+                    change(e.sha, e.before),
                     e.environment or "",
                     e.outcome or "",
                     e.source,
                     e.event_id,
                 )
                 if e is not None
-                else ("?", "(undecodable)", "", "", "", "", "")
+                else ("?", "(undecodable)", "", "", "", "", "", "")
             ),
         )
         for r, e in shown
     ]
     table = render_table(
-        ["arrived", "shard", "repo", "event", "time", "environment", "outcome", "source", "event_id"], rows
+        [
+            "arrived",
+            "shard",
+            "repo",
+            "event",
+            "time",
+            "change",
+            "environment",
+            "outcome",
+            "source",
+            "event_id",
+        ],
+        rows,
     )
     more = f" (the last {len(shown)} of {len(client)}; calc_* metric events counted above only)"
     return f"{title}\n{summary}\n\nClient events{more}:\n{table}"
@@ -219,6 +240,7 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
                 row.get("repo"),
                 row.get("event"),
                 row.get("time"),
+                change(row.get("sha"), row.get("before")),
                 row.get("environment") or "",
                 row.get("outcome") or "",
                 row.get("event_id"),
@@ -243,6 +265,7 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
                     dims.get("repo"),
                     dims.get("event"),
                     _short_time(when),
+                    change(measures.get("sha"), measures.get("before")),
                     measures.get("environment", ""),
                     measures.get("outcome", ""),
                     dims.get("event_id"),
@@ -262,6 +285,7 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
         "repo",
         "event",
         "time",
+        "change",
         "environment",
         "outcome",
         "event_id",

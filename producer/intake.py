@@ -105,6 +105,8 @@ def wire_record(event: EventIn, *, received_at: str, source: str = "api") -> Wir
     }
     if event.sha is not None:
         record["sha"] = event.sha.lower()
+    if event.before is not None:  # already lower-cased (and a null sha dropped) by EventIn
+        record["before"] = event.before
     if event.environment is not None:
         record["environment"] = event.environment
     outcome = event.outcome

@@ -73,6 +73,7 @@ def to_raw_record(event: DevOpsEvent) -> dict[str, Any]:
         "source": event.source,
         "metadata": event.metadata,
         "sha": event.sha,
+        "before": event.before,
         "environment": event.environment,
         "outcome": event.outcome,
         "remediation": event.remediation,

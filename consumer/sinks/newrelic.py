@@ -47,6 +47,7 @@ MAX_TIMESTAMP_AGE = timedelta(hours=24)
 # common attribute every query filters on (always 'devops-metrics') and a log's own would override it.
 _OPTIONAL_ATTRIBUTES = {
     "sha": "sha",
+    "before": "before",
     "environment": "environment",
     "outcome": "outcome",
     "remediation": "remediation",

@@ -6,9 +6,9 @@ One multi-measure record per event, so a redelivered event is an identical upser
 - time = the event's time in milliseconds; measure name ``devops_event``;
 - Version = the gateway's receive time in milliseconds: a redelivery carries the same value (an
   identical record is accepted as a no-op), a client re-sending the same event_id later wins;
-- every other field (sha, environment, outcome, remediation, deployment_id, incident_id, team, service)
-  is a VARCHAR measure when set; ``commit_count`` always, and the commits themselves (JSON) as far as
-  they fit the 2 KB record after the metadata (``commits_truncated`` when cut).
+- every other field (sha, before, environment, outcome, remediation, deployment_id, incident_id, team,
+  service) is a VARCHAR measure when set; ``commit_count`` always, and the commits themselves (JSON)
+  as far as they fit the 2 KB record after the metadata (``commits_truncated`` when cut).
 No CommonAttributes: every record is complete on its own (and moto stores records as sent).
 
 Failures: whole-call throttling/5xx are retried by botocore's standard mode; what still fails is
@@ -59,6 +59,7 @@ def _truncate_utf8(text: str, limit: int) -> str:
 # the series an event_id is written to, and a redelivery must stay an identical upsert).
 _OPTIONAL_MEASURES = (
     "sha",
+    "before",
     "environment",
     "outcome",
     "remediation",

@@ -231,8 +231,9 @@ def _event(
 
 # -- push --------------------------------------------------------------------------------------------
 def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfig) -> ParseOutcome:
-    """One ``push`` event per push: sha = the new head, commits = every commit with its time, time =
-    when GitHub took the push (``repository.pushed_at``; else the head commit's time; else receipt)."""
+    """One ``push`` event per push: sha = the new head, before = the branch's head before the push
+    (unset for a new branch: GitHub's null sha), commits = every commit with its time, time = when
+    GitHub took the push (``repository.pushed_at``; else the head commit's time; else receipt)."""
     push = PushPayload.model_validate(payload)
     if push.deleted or (push.after is not None and _NULL_SHA.match(push.after)):
         return Ignored(f"push deleted {push.ref}; no commits to record")
@@ -240,7 +241,12 @@ def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfi
         return Ignored(f"push to {push.ref} carries no commits (a new branch or tag at an existing commit)")
     commits = push.commits[-MAX_COMMITS:]  # GitHub lists at most 2,048, oldest first
     head = push.head_commit or next((c for c in commits if c.id == push.after), commits[-1])
-    where = {"time": "repository.pushed_at", "sha": "after", "repo": "repository.full_name"}
+    where = {
+        "time": "repository.pushed_at",
+        "sha": "after",
+        "before": "before",
+        "repo": "repository.full_name",
+    }
     time = push.repository.pushed_at
     skew = False
     if time is None:
@@ -258,6 +264,7 @@ def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfi
                 "event": EventType.PUSH.value,
                 "time": time,
                 "sha": push.after or head.id,
+                "before": None if push.before is None or _NULL_SHA.match(push.before) else push.before,
                 "commits": [{"sha": c.id, "time": _commit_time(c, delivery.received_at)} for c in commits],
             },
             where={**where, "commits": "commits"},

@@ -106,6 +106,7 @@ def test_default_raw_store_is_firehose_to_s3_with_athena(synth: Synthesized) -> 
     assert table_input["Parameters"]["projection.dt.type"] == "date"
     columns = [c["Name"] for c in table_input["StorageDescriptor"]["Columns"]]
     assert columns[:3] == ["event_id", "time", "received_at"]
+    assert columns[columns.index("sha") + 1] == "before"  # a push's previous head, kept like sha
     synth.template.resource_count_is("AWS::Glue::Crawler", 0)  # partition projection, no crawler
     synth.template.has_resource_properties(
         "AWS::Athena::WorkGroup",

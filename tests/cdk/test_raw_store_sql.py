@@ -52,8 +52,8 @@ def _history() -> tuple[list[DevOpsEvent], list[list[DevOpsEvent]]]:
     sha1, sha2, sha3 = "a" * 40, "b" * 40, "c" * 40
     events = [
         _event("push", minutes=0, sha=sha1, commits=({"sha": sha1, "time": NOW - timedelta(days=3)},)),
-        _event("push", minutes=10, sha=sha2),
-        _event("push", minutes=20, sha=sha3),
+        _event("push", minutes=10, sha=sha2, before=sha1),
+        _event("push", minutes=20, sha=sha3, before=sha2),
         _event("deploy", minutes=60, sha=sha1, outcome="success", deployment_id="d-1"),  # lead 3600 s
         _event("deploy", minutes=130, sha=sha2, outcome="success", team="core", service="api"),  # 7200 s
         _event("deploy_failed", minutes=200, sha=sha3, outcome="failure", environment="production"),
@@ -129,6 +129,11 @@ def test_every_delivered_copy_is_in_s3(stored: dict[str, Any]) -> None:
     assert deploy["outcome"] == "success"
     push = next(row for row in rows if row["commits"])
     assert push["commits"][0]["sha"] == "a" * 40
+    assert push["before"] is None
+    assert {row["sha"]: row["before"] for row in rows if row["before"]} == {
+        "b" * 40: "a" * 40,
+        "c" * 40: "b" * 40,
+    }
 
 
 def test_the_view_keeps_exactly_one_row_per_event_the_first_received(
@@ -144,6 +149,12 @@ def test_the_view_keeps_exactly_one_row_per_event_the_first_received(
         assert row["received_at"] == original.received_at.replace(tzinfo=None)
         assert row["digest"] == original.content_digest()
         assert row["metadata"] == original.metadata  # the conflicting later version is not the one kept
+    pushes = _rows(db, f"SELECT sha, before FROM {DEDUPED_VIEW} WHERE event = 'push' ORDER BY time")
+    assert [(row["sha"], row["before"]) for row in pushes] == [
+        ("a" * 40, None),
+        ("b" * 40, "a" * 40),
+        ("c" * 40, "b" * 40),
+    ]
     # the Python reader applies the same rule
     python = first_received(read_raw_events(stored["settings"].raw_events_bucket))
     assert {(r["event_id"], r["digest"]) for r in python} == {(r["event_id"], r["digest"]) for r in view}

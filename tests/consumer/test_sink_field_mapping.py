@@ -15,6 +15,7 @@ from tests.consumer.consumer_helpers import make_event
 NOW = datetime.now(UTC)
 FIELDS = {
     "sha": "a" * 40,
+    "before": "b" * 40,
     "environment": "production",
     "outcome": "success",
     "remediation": "rollback",
@@ -45,6 +46,7 @@ def _largest_event() -> DevOpsEvent:
         event="deploy",
         metadata="é" * 512,  # 1,024 bytes, the model's limit
         sha="a" * 64,
+        before="b" * 64,
         environment="E" * 100,
         outcome="failure",
         remediation="rollback",

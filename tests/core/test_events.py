@@ -183,6 +183,11 @@ def test_deploy_outcome_is_normalized() -> None:
         ({"repo": "r", "event": "push", "source": "aggregator"}, "source", "reserved"),
         ({"repo": "r", "event": "push", "source": "github"}, "source", "reserved"),
         ({"repo": "r", "event": "deploy", "environment": "bad\nname"}, "environment", "pattern"),
+        ({"repo": "r", "event": "deploy", "before": "abcdef1"}, "before", "only push events carry before"),
+        ({"repo": "r", "event": "deploy", "before": "0" * 40}, "before", "only push events carry before"),
+        ({"repo": "r", "event": "service_restored", "before": "abcdef1"}, "before", "only push"),
+        ({"repo": "r", "event": "push", "before": "abcdefg"}, "before", "pattern"),
+        ({"repo": "r", "event": "push", "before": "abc"}, "before", "pattern"),
     ],
 )
 def test_fields_are_checked_against_the_event(body: dict[str, object], field: str, reason_part: str) -> None:
@@ -206,6 +211,22 @@ def test_commits_are_lower_cased_and_keep_their_times() -> None:
         ("abcdef2", None),
     ]
     assert DevOpsEvent.from_record_data(event.to_record_data()) == event
+
+
+def test_a_push_carries_its_previous_head_lower_cased() -> None:
+    event = wire({"repo": "r", "event": "push", "sha": "ABCDEF2", "before": " ABCDEF1 "})
+    assert (event.sha, event.before) == ("abcdef2", "abcdef1")
+    assert b'"sha":"abcdef2","before":"abcdef1"' in event.to_record_data()
+    assert DevOpsEvent.from_record_data(event.to_record_data()) == event
+    assert wire({"repo": "r", "event": "push"}).before is None
+
+
+@pytest.mark.parametrize("null_sha", ["0" * 40, "0" * 64])
+def test_the_null_sha_is_no_previous_head(null_sha: str) -> None:
+    """git's all-zero sha is what a new branch's push has as its before: it is not stored."""
+    event = wire({"repo": "r", "event": "push", "sha": "abcdef2", "before": null_sha})
+    assert event.before is None
+    assert b"before" not in event.to_record_data()
 
 
 def test_too_many_commits_are_refused() -> None:

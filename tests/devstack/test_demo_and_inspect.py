@@ -17,6 +17,7 @@ import pytest
 
 from devops_core.events import parse_client_body
 from devstack.demo import REPOS, build_history
+from devstack.inspect import change
 from tests.support import ROOT, LocalStackProcess, start_local_stack
 
 ANCHOR = datetime(2026, 3, 18, tzinfo=UTC)
@@ -55,6 +56,10 @@ def test_every_history_is_valid_and_shows_everything_the_dashboard_can(anchor: d
     assert len({e["team"] for e in history}) >= 4
     pushes = [e for e in history if e["event"] == "push"]
     assert all(e["commits"] and all(c.get("time") for c in e["commits"]) for e in pushes)
+    for repo in {e["repo"] for e in pushes}:  # each push moves the branch on from the previous head
+        chain = [e for e in pushes if e["repo"] == repo]
+        assert "before" not in chain[0]
+        assert [e["before"] for e in chain[1:]] == [e["sha"] for e in chain[:-1]]
     deploys = production_deploys(history)
     outcomes = Counter(
         "failure" if e["event"] == "deploy_failed" or e.get("outcome") == "failure" else "success"
@@ -71,6 +76,12 @@ def test_every_history_is_valid_and_shows_everything_the_dashboard_can(anchor: d
     assert opened
     assert opened == resolved
     assert any(e.get("deployment_id") for e in history if e["event"] == "incident_opened")
+
+
+def test_inspect_shows_a_push_as_the_range_it_moved_the_branch() -> None:
+    assert change("a1b2c3d4e5f6", "0f1e2d3c4b5a") == "0f1e2d3..a1b2c3d"
+    assert change("a1b2c3d4e5f6", None) == "a1b2c3d"
+    assert change(None, None) == ""
 
 
 @pytest.fixture(scope="module")

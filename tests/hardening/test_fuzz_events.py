@@ -52,6 +52,7 @@ field_values = {
     | st.dictionaries(st.text(max_size=20), any_json, max_size=8),
     "event_id": st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,130}\Z") | st.uuids().map(str),
     "sha": st.from_regex(r"\A[0-9a-fA-F]{5,66}\Z"),
+    "before": st.from_regex(r"\A[0-9a-fA-F]{5,66}\Z") | st.sampled_from(["0" * 40, "0" * 64]),
     "source": st.from_regex(r"\A[a-z][a-z0-9_-]{0,33}\Z"),
 }
 seed_names = {"repo": "Repo", "event": "Event", "time": "Time", "metadata": "Metadata"}
@@ -90,13 +91,14 @@ def _check(body: object) -> None:
     assert len(data) - escaping <= MAX_RECORD_BYTES, len(data)
     back = DevOpsEvent.from_record_data(data)
     assert back.to_record_data() == data
-    assert (back.event_id, back.repo, back.event, back.metadata, back.source, back.sha) == (
+    assert (back.event_id, back.repo, back.event, back.metadata, back.source, back.sha, back.before) == (
         wire.event_id,
         wire.repo,
         wire.event,
         wire.metadata,
         wire.source,
         wire.sha,
+        wire.before,
     )
     assert abs(back.time - wire.time) < timedelta(milliseconds=1)
     json.loads(data)  # plain JSON for every other reader

@@ -231,6 +231,9 @@ async def test_openapi_describes_the_event_model(gateway: TestClient) -> None:
     event_schema = spec["components"]["schemas"]["EventIn"]
     assert event_schema["additionalProperties"] is False
     assert set(event_schema["required"]) == {"repo", "event"}
+    before = event_schema["properties"]["before"]  # a push's previous head; the null sha is dropped
+    assert {"type": "string", "pattern": "^[0-9a-fA-F]{7,64}$"} in before["anyOf"]
+    assert "all-zero" in before["description"]
     responses = spec["paths"]["/process-event"]["post"]["responses"]
     assert {"202", "400", "401", "413", "415", "422", "503"} <= set(responses)
 

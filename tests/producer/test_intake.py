@@ -25,6 +25,7 @@ _fields = {
     "time": _times,
     "metadata": st.one_of(_names, st.dictionaries(_names, st.one_of(st.integers(), _names), max_size=3)),
     "sha": _hex,
+    "before": st.one_of(_hex, st.sampled_from(["0" * 40, "0" * 64])),  # git's null sha is dropped
     "source": st.sampled_from(["cicd_script", "api", "github", "Bad Source"]),
     "environment": _names,
     "outcome": st.sampled_from(["success", "failure", "maybe"]),
@@ -48,7 +49,7 @@ bodies = st.fixed_dictionaries(
 _valid_times = st.sampled_from(["2026-03-01T11:00:00Z", "2026-02-28 10:00:00", "2025-12-31T23:59:59.5+05:30"])
 _valid_names = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), min_size=1, max_size=12)
 _EVENT_FIELDS = {
-    "push": {"commits"},
+    "push": {"commits", "before"},
     "deploy": {"commits", "outcome", "remediation", "deployment_id", "environment"},
     "deploy_failed": {"commits", "remediation", "deployment_id", "environment"},
     "service_restored": {"environment"},

@@ -234,6 +234,9 @@ async def test_help_is_the_same_for_all_three_and_documents_everything() -> None
         *CLIENT_EVENTS,
         "--metadata",
         "--sha",
+        "--before",
+        "github.event.before",
+        "$CI_COMMIT_BEFORE_SHA",
         "--time",
         "--commits",
         "--environment",
@@ -289,6 +292,10 @@ INVALID_CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["_hidden", "push"], {}, "invalid repo '_hidden'"),
     (["demo repo", "push"], {}, "invalid repo 'demo repo'"),
     (["demo", "push", "--sha", "not-a-sha"], {}, "invalid --sha 'not-a-sha': must be 7-64 hex digits"),
+    (["demo", "push", "--before", "abc"], {}, "invalid --before 'abc': must be 7-64 hex digits"),
+    (["demo", "push", "--before", ""], {}, "invalid --before '': must be 7-64 hex digits"),
+    (["demo", "deploy", "--before", "abcdef1"], {}, "--before only applies to push events"),
+    (["demo", "deploy", "--before", "0" * 40], {}, "--before only applies to push events"),
     (["demo", "push", "--time", "yesterday"], {}, "invalid --time 'yesterday'"),
     (["demo", "push", "--time", "2026-02-30 10:00:00"], {}, "invalid --time '2026-02-30 10:00:00'"),
     (["demo", "push", "--time", "2026-01-01T24:00:00Z"], {}, "invalid --time '2026-01-01T24:00:00Z'"),
@@ -437,10 +444,25 @@ async def test_the_new_fields_reach_the_stream(
         "2026-01-02T05:00:00Z",
         env=env,
     )
-    assert [deploy.code, opened.code, resolved.code] == [0, 0, 0], [
+    pushed = await run_script(
+        script,
+        repo,
+        "push",
+        *(
+            "--sha",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c",
+            "--before",
+            "A1B2C3D4E5F60718293A4B5C6D7E8F9012345678",
+        ),
+        env=env,
+    )
+    new_branch = await run_script(script, repo, "push", "--sha", "0a0b0c0", "--before", "0" * 40, env=env)
+    assert [deploy.code, opened.code, resolved.code, pushed.code, new_branch.code] == [0, 0, 0, 0, 0], [
         deploy.stderr,
         opened.stderr,
         resolved.stderr,
+        pushed.stderr,
+        new_branch.stderr,
     ]
 
     events = {e.event_id: e for e in await events_of(shared_stack, repo)}
@@ -473,6 +495,13 @@ async def test_the_new_fields_reach_the_stream(
         "incident_resolved",
         "INC-42",
     )
+    push = events[pushed.event_id]
+    assert (push.event.value, push.sha, push.before) == (
+        "push",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c",
+        "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",  # lower-cased by the gateway
+    )
+    assert (events[new_branch.event_id].sha, events[new_branch.event_id].before) == ("0a0b0c0", None)
 
 
 def git(repo_dir: Path, *args: str, when: str | None = None) -> str:

@@ -89,7 +89,8 @@ def test_push_is_one_event_with_the_head_sha_every_commit_and_the_push_time() ->
         "source": "github",
         "sha": EXAMPLE_SHA,
         "commits": [{"sha": EXAMPLE_SHA, "time": "2019-05-15T15:19:25.000Z"}],
-    }
+    }  # no before: the example creates the branch, its `before` is the null sha 000...0
+    assert event.before is None
     assert event.event_id.startswith("github:push:")
     assert metadata(event) == {
         "github_event": "push",
@@ -106,6 +107,7 @@ def test_push_of_several_commits_lists_each_with_its_time_in_utc() -> None:
     (event,) = events_of(parse_push(load("push.json"), delivery("push"), CONFIG))
 
     assert event.sha == SHA_2  # `after`, the head
+    assert event.before == EXAMPLE_SHA  # `before`, the branch's head before the push
     assert [(c.sha, c.time) for c in event.commits or ()] == [
         (SHA_1, datetime(2026, 11, 27, 8, 5, 6, tzinfo=UTC)),  # "2026-11-27T04:05:06-04:00"
         (SHA_2, datetime(2026, 11, 27, 8, 15, tzinfo=UTC)),
@@ -133,6 +135,30 @@ def test_push_id_is_the_same_under_any_delivery_and_differs_per_push() -> None:
     forked = copy.deepcopy(payload)
     forked["repository"]["full_name"] = "Codertocat/Hello-World-fork"
     assert events_of(parse_push(forked, delivery("push"), CONFIG))[0].event_id != first.event_id
+
+
+def test_push_before_is_the_previous_head_unless_the_push_created_the_branch() -> None:
+    """octokit's examples: every push that carries commits creates its branch (`before` is the null sha,
+    `created` true), so none has a previous head; the same push to an existing branch has one."""
+    pushes = [p for name, _, p in all_examples() if name == "push" and p["commits"]]
+    assert pushes
+    for payload in pushes:
+        assert payload["before"] == "0" * 40
+        (event,) = events_of(parse_push(payload, delivery("push"), CONFIG))
+        assert event.before is None
+        assert b"before" not in event.to_record_data()
+
+        payload.update(before="A1B2C3D4E5F60718293A4B5C6D7E8F9012345678", created=False)
+        (onto_existing,) = events_of(parse_push(payload, delivery("push"), CONFIG))
+        assert (onto_existing.sha, onto_existing.before) == (EXAMPLE_SHA, SHA_1)  # lower-cased
+
+
+def test_push_with_a_non_hex_before_names_the_payload_field() -> None:
+    payload = pushed_commits()
+    payload["before"] = "not-a-sha"
+    with pytest.raises(PayloadError) as info:
+        parse_push(payload, delivery("push"), CONFIG)
+    assert [detail["field"] for detail in info.value.details] == ["before"]
 
 
 def test_push_time_falls_back_to_the_head_commit_then_to_receipt() -> None:

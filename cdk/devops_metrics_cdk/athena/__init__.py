@@ -36,6 +36,7 @@ RAW_EVENT_COLUMNS: dict[str, str] = {
     "source": "string",
     "metadata": "string",
     "sha": "string",
+    "before": "string",
     "environment": "string",
     "outcome": "string",
     "remediation": "string",
