@@ -14,7 +14,9 @@ day from the events of the lookback before it and nothing older.
   starts with it among those the repo's events report within the lookback before it; when none or
   several do, it stays as it is (and matches only itself).
 - A deployment *ships* its own ``sha``, the ``commits`` it lists, and the commits (and head) of every
-  push of its ``sha`` within the lookback before it.
+  push of its ``sha`` within the lookback before it; a successful production deployment also ships
+  the pushes those pushes built on (``before``), and theirs, back to a head that an earlier one
+  shipped (so deploying the last of several pushes ships them all).
 - A change's *start* for a deployment is the earliest time known from the reports within the
   lookback before the deployment: a commit's own time, else the time of the push that carried it.
 - *Lead time* of a change: from its start to the first successful production deployment (within the
@@ -256,7 +258,8 @@ def _ship(
     """What each deployment ships, and the lead time of the changes it ships first."""
     # Reports of a change: (reported at, start) from pushes and from deployments' commit lists.
     reports: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
-    pushes_of_head: dict[str, list[tuple[datetime, frozenset[str]]]] = defaultdict(list)
+    # Per head: (pushed at, the shas the push brought, the head it built on).
+    pushes_of_head: dict[str, list[tuple[datetime, frozenset[str], str | None]]] = defaultdict(list)
     for event in ordered:
         if event.event == EventType.PUSH:
             listed = [(resolve(commit.sha, event.time), commit.time) for commit in event.commits or ()]
@@ -267,7 +270,8 @@ def _ship(
                 head = resolve(event.sha, event.time)
                 if head not in shas:
                     reports[head].append((event.time, event.time))
-                pushes_of_head[head].append((event.time, frozenset(shas | {head})))
+                before = resolve(event.before, event.time) if event.before else None
+                pushes_of_head[head].append((event.time, frozenset(shas | {head}), before))
         elif event.is_deploy:
             for commit in event.commits or ():
                 if commit.time is not None:
@@ -275,16 +279,32 @@ def _ship(
     for items in reports.values():
         items.sort()
     report_times = {sha: [at for at, _ in items] for sha, items in reports.items()}
+    # Successful counted deployments that shipped each sha, in order (filled as they are walked).
+    shippers: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
 
-    def ships(deployment: Deployment) -> frozenset[str]:
+    def shipped_earlier(sha: str, moment: datetime) -> bool:
+        earlier = shippers.get(sha)
+        return earlier is not None and len(earlier) > 0 and earlier[-1][0] >= moment - lookback
+
+    def ships(deployment: Deployment, walk: bool) -> frozenset[str]:
+        """Its sha and commits, the pushes of its sha, and (``walk``) the pushes they built on, back
+        to a head an earlier counted deployment shipped: a deployment of the last of several pushes
+        ships them all."""
         event = deployment.event
-        shipped = {resolve(commit.sha, event.time) for commit in event.commits or ()}
+        moment = event.time
+        shipped = {resolve(commit.sha, moment) for commit in event.commits or ()}
         if event.sha:
-            head = resolve(event.sha, event.time)
+            head = resolve(event.sha, moment)
             shipped.add(head)
-            for at, shas in pushes_of_head.get(head, ()):
-                if event.time - lookback <= at <= event.time:
+            heads, seen = [head], {head}
+            while heads:
+                for at, shas, before in pushes_of_head.get(heads.pop(), ()):
+                    if not moment - lookback <= at <= moment:
+                        continue
                     shipped |= shas
+                    if walk and before and before not in seen and not shipped_earlier(before, moment):
+                        seen.add(before)
+                        heads.append(before)
         return frozenset(shipped)
 
     def start(sha: str, deployment: Deployment) -> datetime | None:
@@ -296,10 +316,10 @@ def _ship(
         starts = [reports[sha][i][1] for i in range(low, high)]
         return min(starts) if starts else None
 
-    shippers: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for deployment in deployments:
-        deployment.ships = ships(deployment)
-        if deployment.success and deployment.counted:
+    for deployment in deployments:  # in (time, event_id) order
+        counted_success = deployment.success and deployment.counted
+        deployment.ships = ships(deployment, walk=counted_success)
+        if counted_success:
             for sha in deployment.ships:
                 shippers[sha].append(deployment.order)
     for deployment in deployments:

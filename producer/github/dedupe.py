@@ -1,7 +1,8 @@
 """A bounded memory of recently accepted deliveries, to answer GitHub redeliveries without resending.
 
-This is only a fast path: event ids derive from the delivery id, so a redelivery this cache has
-forgotten (or one that reaches another gateway task) still dedupes in the sinks.
+This is only a fast path: event ids derive from the payload (never from the delivery id), so a
+redelivery this cache has forgotten (or one that reaches another gateway task) still dedupes in the
+sinks.
 """
 
 from __future__ import annotations

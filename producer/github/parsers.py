@@ -185,7 +185,10 @@ def _commit_time(commit: Commit, received_at: datetime) -> datetime | None:
     """A commit's time when it is plausible; otherwise none (lead time then starts at the push).
 
     Committers' clocks are theirs: an imported history from 1995 or a clock a day ahead must not
-    refuse the push nor distort lead time.
+    refuse the push nor distort lead time. "Ahead" is measured against the receipt, not against
+    ``repository.pushed_at``: GitHub's own push example has commit times hours after its pushed_at.
+    So a commit more than 15 minutes ahead of the first delivery but not of a redelivery gives the
+    redelivery other content: a conflict, dead-lettered, the first delivery kept (docs/github-webhooks.md).
     """
     time = commit.timestamp
     if time < EARLIEST_EVENT_TIME or time - received_at > MAX_FUTURE_SKEW:
@@ -232,8 +235,9 @@ def _event(
 # -- push --------------------------------------------------------------------------------------------
 def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfig) -> ParseOutcome:
     """One ``push`` event per push: sha = the new head, before = the branch's head before the push
-    (unset for a new branch: GitHub's null sha), commits = every commit with its time, time = when
-    GitHub took the push (``repository.pushed_at``; else the head commit's time; else receipt)."""
+    (unset for a new branch, GitHub's null sha, and for a force-push), commits = every commit with
+    its time, time = when GitHub took the push (``repository.pushed_at``; else the head commit's
+    time; else receipt)."""
     push = PushPayload.model_validate(payload)
     if push.deleted or (push.after is not None and _NULL_SHA.match(push.after)):
         return Ignored(f"push deleted {push.ref}; no commits to record")
@@ -264,7 +268,10 @@ def parse_push(payload: dict[str, Any], delivery: Delivery, config: MappingConfi
                 "event": EventType.PUSH.value,
                 "time": time,
                 "sha": push.after or head.id,
-                "before": None if push.before is None or _NULL_SHA.match(push.before) else push.before,
+                # A force-push's before is the head it threw away, not one it builds on: no link.
+                "before": None
+                if push.before is None or _NULL_SHA.match(push.before) or push.forced
+                else push.before,
                 "commits": [{"sha": c.id, "time": _commit_time(c, delivery.received_at)} for c in commits],
             },
             where={**where, "commits": "commits"},
@@ -404,7 +411,7 @@ def parse_issues(payload: dict[str, Any], delivery: Delivery, config: MappingCon
     - opened with the label, or the label added: ``incident_opened`` at the issue's ``created_at``
       (labelling an already closed issue records the whole incident: opened and resolved);
     - closed with the label: ``incident_resolved`` at ``closed_at``;
-    - reopened: nothing now; the next close records a later resolution (the latest one counts);
+    - reopened: nothing now; the next close records a later resolution (the first one counts);
     - label removed, edited, deleted and every other action: ignored (events are append-only).
 
     ``incident_id`` is ``github-issue-<issue id>``; a "root cause: <sha>" line in the body names the
@@ -440,19 +447,25 @@ def parse_issues(payload: dict[str, Any], delivery: Delivery, config: MappingCon
 
     incident_id = f"github-issue-{issue.id}"
     cause = root_cause_sha(issue.body)
+    # What an event of this issue says besides its transition (the title it shows, the root cause it
+    # names) is part of its id: a redelivery is the same event, an edited issue labelled again is a
+    # new report of the same incident (its root cause counts), never a conflict under an old id.
+    said = hashlib.sha256(
+        json.dumps([issue.title, cause, issue.html_url, issue.number], separators=(",", ":")).encode()
+    ).hexdigest()[:12]
     events = []
     for transition in transitions:
         if transition == "opened":
             event, time, event_id = (
                 EventType.INCIDENT_OPENED,
                 issue.created_at,
-                f"github:issues:{issue.id}:opened",
+                f"github:issues:{issue.id}:opened:{said}",
             )
             time_field = "issue.created_at"
         else:
             assert issue.closed_at is not None
             event, time, time_field = EventType.INCIDENT_RESOLVED, issue.closed_at, "issue.closed_at"
-            event_id = f"github:issues:{issue.id}:resolved:{_epoch(issue.closed_at)}"
+            event_id = f"github:issues:{issue.id}:resolved:{_epoch(issue.closed_at)}:{said}"
         events.append(
             _event(
                 delivery,

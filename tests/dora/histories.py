@@ -57,6 +57,8 @@ def events(draw: st.DrawFn, index: int) -> DevOpsEvent:
         if draw(st.booleans()):
             commits = draw(st.lists(st.sampled_from(SHAS), max_size=3, unique=True))
             data["commits"] = [{"sha": sha, "time": draw(st.one_of(st.none(), moments()))} for sha in commits]
+    if kind == "push" and draw(st.booleans()):
+        data["before"] = draw(st.sampled_from(SHAS))  # the head it built on (chains, cycles, short forms)
     if kind in ("deploy", "deploy_failed", "service_restored", "incident_opened", "incident_resolved"):
         data["environment"] = draw(st.sampled_from(ENVIRONMENTS))
     if kind == "deploy":

@@ -158,19 +158,33 @@ def _one_repo(
     deploys = [e for e in events if e.event in DEPLOYS]
     pushes = [e for e in events if e.event == "push"]
 
+    memo: dict[str, set[str]] = {}
+
     def ships(d: DevOpsEvent) -> set[str]:
+        """Its sha, its commits, the pushes of its sha, and for a successful production deployment the
+        pushes reached through ``before`` until a sha an earlier such deployment shipped."""
+        if d.event_id in memo:
+            return memo[d.event_id]
         shipped = {full(c.sha, d.time) for c in d.commits or ()}
+        walk = is_prod(d) and not failed(d)
         if d.sha:
-            shipped.add(full(d.sha, d.time))
-        for p in pushes:
-            if (
-                d.sha
-                and p.sha
-                and full(p.sha, p.time) == full(d.sha, d.time)
-                and d.time - lookback <= p.time <= d.time
-            ):
-                shipped |= {full(c.sha, p.time) for c in p.commits or ()}
-                shipped.add(full(p.sha, p.time))
+            heads = [full(d.sha, d.time)]
+            shipped.add(heads[0])
+            for head in heads:  # grows while it is read
+                for p in pushes:
+                    if not (p.sha and full(p.sha, p.time) == head and d.time - lookback <= p.time <= d.time):
+                        continue
+                    shipped |= {full(c.sha, p.time) for c in p.commits or ()}
+                    shipped.add(head)
+                    if not (walk and p.before):
+                        continue
+                    before_sha = full(p.before, p.time)
+                    earlier = any(
+                        before(x, d) and x.time >= d.time - lookback and before_sha in ships(x) for x in good
+                    )
+                    if before_sha not in heads and not earlier:
+                        heads.append(before_sha)
+        memo[d.event_id] = shipped
         return shipped
 
     def start_of(change: str, d: DevOpsEvent) -> datetime | None:

@@ -292,3 +292,42 @@ def test_one_event_id_is_one_event_across_repos() -> None:
     first = ev("deploy", NOW - H, sha="aaaaaaa1", event_id="x")
     second = ev("deploy", NOW - H, repo="other", sha="bbbbbbb1", event_id="x")
     assert run([first, second])["calc_deployment_freq"]["count"] == 1
+
+
+def test_deploying_the_last_of_several_pushes_ships_them_all() -> None:
+    """Two merges land (a0, a1 at 08:00 and 09:00, pushed at 09:00; b1 at 11:00, pushed on top of a1),
+    then only b1 is deployed at 12:00: three samples (4 h, 3 h, 1 h), not one of 1 h."""
+    t = NOW - 2 * D
+    events = [
+        ev(
+            "push",
+            t.replace(hour=9),
+            sha="aaaaaaa1",
+            commits=commits(("aaaaaaa0", t.replace(hour=8)), ("aaaaaaa1", t.replace(hour=9))),
+        ),
+        ev(
+            "push",
+            t.replace(hour=11),
+            sha="bbbbbbb1",
+            before="aaaaaaa1",
+            commits=commits(("bbbbbbb1", t.replace(hour=11))),
+        ),
+        ev("deploy", t.replace(hour=12), sha="bbbbbbb1"),
+    ]
+    lead = run(events)["calc_lead_time"]
+    assert (lead["samples"], lead["median_s"], lead["p90_s"]) == (3, 3 * 3600.0, 4 * 3600.0)
+
+
+def test_the_walk_stops_at_the_last_deployed_head() -> None:
+    """a1 deployed at 10:00; b1 pushed on top of it and deployed at 12:00: b1's deployment ships b1
+    only, and a1's change keeps its one sample."""
+    t = NOW - 2 * D
+    events = [
+        ev("push", t.replace(hour=9), sha="aaaaaaa1"),
+        ev("deploy", t.replace(hour=10), sha="aaaaaaa1"),
+        ev("push", t.replace(hour=11), sha="bbbbbbb1", before="aaaaaaa1"),
+        ev("deploy", t.replace(hour=12), sha="bbbbbbb1"),
+    ]
+    history = derive(events, DoraConfig())
+    assert [sorted(d.ships) for d in history.deployments] == [["aaaaaaa1"], ["bbbbbbb1"]]
+    assert [[c.lead_s for c in d.changes] for d in history.deployments] == [[3600.0], [3600.0]]

@@ -148,3 +148,36 @@ async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_ag
         assert body["deployment_frequency"]["count"] == 3
     finally:
         assert await asyncio.to_thread(aggregator.stop)
+
+
+async def test_deploying_the_last_of_two_pushes_credits_the_commits_of_both(
+    stack: Stack, webhook_gateway: TestClient
+) -> None:
+    """Two merges pushed one on top of the other (the second push's `before` is the first's head), and
+    one deployment_status of the last head: every commit of both pushes is a change of that deploy."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    hour = timedelta(hours=1)
+    sha_a, sha_b, sha_c = (uuid.uuid4().hex + "0" * 8 for _ in range(3))
+    aggregator = LocalAggregator(stack.settings, poll_interval=0.2)
+    await asyncio.to_thread(aggregator.start)
+    try:
+        first = push([(sha_a, now - 4 * hour), (sha_b, now - 3 * hour)])
+        second = push([(sha_c, now - 2 * hour)])
+        second["before"] = sha_b
+        await deliver(webhook_gateway, "push", first)
+        await deliver(webhook_gateway, "push", second)
+        await asyncio.sleep(1.0)
+        await deliver(webhook_gateway, "deployment_status", deployment_status(sha_c, now - hour))
+
+        read_model = build_read_model(stack.settings)
+        async with asyncio.timeout(30):
+            while True:
+                result = await asyncio.to_thread(read_model.metrics, Scope.repo(REPO), 30)
+                lead = result.values["calc_lead_time"]
+                if lead["samples"] >= 3:
+                    break
+                await asyncio.sleep(0.3)
+        # 3 h, 2 h and 1 h: the median is 2 h (without `before`: one sample of 1 h).
+        assert (lead["samples"], lead["median_s"], lead["p90_s"]) == (3, 7200.0, 10800.0)
+    finally:
+        assert await asyncio.to_thread(aggregator.stop)

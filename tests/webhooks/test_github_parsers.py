@@ -152,6 +152,10 @@ def test_push_before_is_the_previous_head_unless_the_push_created_the_branch() -
         (onto_existing,) = events_of(parse_push(payload, delivery("push"), CONFIG))
         assert (onto_existing.sha, onto_existing.before) == (EXAMPLE_SHA, SHA_1)  # lower-cased
 
+        payload.update(forced=True)  # the head it names was thrown away, not built on
+        (forced,) = events_of(parse_push(payload, delivery("push"), CONFIG))
+        assert forced.before is None
+
 
 def test_push_with_a_non_hex_before_names_the_payload_field() -> None:
     payload = pushed_commits()
@@ -523,8 +527,9 @@ def closed_issue(body: str | None = None) -> dict[str, Any]:
 
 def test_an_incident_issue_opens_an_incident_at_its_creation() -> None:
     (event,) = events_of(parse_issues(issue("opened"), delivery("issues"), BUG_IS_INCIDENT))
+    assert re.fullmatch(rf"github:issues:{ISSUE_ID}:opened:[0-9a-f]{{12}}", event.event_id)
     assert wire(event) == {
-        "event_id": f"github:issues:{ISSUE_ID}:opened",
+        "event_id": event.event_id,
         "time": "2019-05-15T15:20:18.000Z",  # issue.created_at
         "repo": "Codertocat/Hello-World",
         "event": "incident_opened",
@@ -547,7 +552,8 @@ def test_the_label_is_compared_case_insensitively_and_comes_from_settings() -> N
 
 def test_adding_the_label_opens_the_incident_and_other_labels_are_ignored() -> None:
     (event,) = events_of(parse_issues(issue("labeled"), delivery("issues"), BUG_IS_INCIDENT))
-    assert (event.event, event.event_id) == (EventType.INCIDENT_OPENED, f"github:issues:{ISSUE_ID}:opened")
+    assert event.event == EventType.INCIDENT_OPENED
+    assert event.event_id.startswith(f"github:issues:{ISSUE_ID}:opened:")
     other = issue("labeled")
     other["label"]["name"] = "enhancement"
     assert "'enhancement' is not the incident label" in ignored(
@@ -563,7 +569,9 @@ def test_closing_resolves_and_labelling_a_closed_issue_records_both() -> None:
         closed_at,
         f"github-issue-{ISSUE_ID}",
     )
-    assert resolved.event_id == f"github:issues:{ISSUE_ID}:resolved:{int(closed_at.timestamp())}"
+    assert re.fullmatch(
+        rf"github:issues:{ISSUE_ID}:resolved:{int(closed_at.timestamp())}:[0-9a-f]{{12}}", resolved.event_id
+    )
 
     late_label = closed_issue()
     late_label["action"] = "labeled"
@@ -701,3 +709,21 @@ def test_ping_note_shows_what_the_hook_subscription_means() -> None:
     assert "code_scanning_alert" in note
     assert "will be ignored" in note
     assert "others are ignored" in describe_ping({"hook": "not an object"})
+
+
+def test_an_edited_incident_labelled_again_is_another_report_of_it_never_a_conflict() -> None:
+    """The label removed, the title edited and a root-cause line added, the label added again: a new
+    event id for the same incident (the metrics take its root cause); a redelivery of either delivery
+    is the very same event."""
+    first = issue("labeled")
+    first["label"] = {"name": "bug"}
+    (opened,) = events_of(parse_issues(first, delivery("issues"), BUG_IS_INCIDENT))
+    (redelivered,) = events_of(parse_issues(copy.deepcopy(first), delivery("issues"), BUG_IS_INCIDENT))
+    assert wire(redelivered) == wire(opened)
+
+    edited = copy.deepcopy(first)
+    edited["issue"]["title"] = "Spelling error in the README (root cause found)"
+    edited["issue"]["body"] = "Root cause: 1a2b3c4"
+    (again,) = events_of(parse_issues(edited, delivery("issues"), BUG_IS_INCIDENT))
+    assert again.event_id != opened.event_id
+    assert (again.incident_id, again.time, again.sha) == (opened.incident_id, opened.time, "1a2b3c4")
