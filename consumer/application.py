@@ -39,11 +39,21 @@ class ConsumerApplication:
 
 class ConsumerJob:
     def __init__(self, sinks: Sequence[Sink], batch: Batch, run: Runner) -> None:
-        # A repeated event_id within one batch (a producer retry) is written once.
+        # A repeated event_id within one batch (a producer retry) is written once; a different event
+        # under an id the batch already used is a conflict: dead-lettered with the reason (as the
+        # aggregator's event log does), never dropped without a word.
         unique: dict[str, Entry] = {}
+        self.conflicts: list[Rejection] = []
         for entry in batch.entries:
-            unique.setdefault(entry.event.event_id, entry)
-        self.duplicates = len(batch.entries) - len(unique)
+            first = unique.setdefault(entry.event.event_id, entry)
+            if first is not entry and first.event.content_digest() != entry.event.content_digest():
+                reason = (
+                    f"event_id {entry.event.event_id!r} already names a different event earlier in the same "
+                    "batch; the first one is kept and this one is not written. Send a new event_id for a "
+                    "new event."
+                )
+                self.conflicts.append(Rejection(entry, "conflict", reason))
+        self.duplicates = len(batch.entries) - len(unique) - len(self.conflicts)
         self._sinks = list(sinks)
         self._shard_id = batch.shard_id
         self._run = run
@@ -59,7 +69,7 @@ class ConsumerJob:
         self.attempts += 1
         active = [sink for sink in self._sinks if self.pending[sink.name]]
         results = await asyncio.gather(*(self._write(sink, self.pending[sink.name]) for sink in active))
-        rejected: list[Rejection] = []
+        rejected: list[Rejection] = list(self.conflicts) if self.attempts == 1 else []
         errors: list[str] = []
         retry_after: float | None = None
         misconfigured = False

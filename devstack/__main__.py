@@ -315,16 +315,18 @@ async def serve(
     # The production limits and error handling (producer/server.py), as python -m producer serves.
     runner = gateway_runner(gateway_settings, shutdown_timeout=10)
     await runner.setup()
-    await web.SockSite(runner, listeners.gateway).start()
     host, port = listeners.gateway.getsockname()[:2]
     gateway_url = f"http://{host}:{port}"
+    # STATE/env and stack.json exist before the gateway answers: a script that waits for /readyz can
+    # source the env file at once.
+    info = StackInfo(gateway_url, emulator.url, settings.devops_stream_name, os.getpid())
+    state.write_stack(info, env_lines(token.value, gateway_url, emulator.url))
+    await web.SockSite(runner, listeners.gateway).start()
 
     workers: list[Worker] = [] if args.only_gateway else [w for w in available if w.enabled(args)]
     for worker in workers:
         await worker.start(args, settings)
 
-    info = StackInfo(gateway_url, emulator.url, settings.devops_stream_name, os.getpid())
-    state.write_stack(info, env_lines(token.value, gateway_url, emulator.url))
     print(banner(token, gateway_url, emulator.url, state, emulator.restored is not None), flush=True)
     logger.info(
         "local stack ready",

@@ -179,7 +179,13 @@ def stream_section(settings: Settings, limit: int, repo: str | None) -> str:
             events.append((record, None))
     if repo:
         events = [(r, e) for r, e in events if e is not None and e.repo == repo]
-    events.sort(key=lambda pair: pair[0]["ApproximateArrivalTimestamp"])
+    # Arrival times tie within a PutRecords call; the gateway's receive time orders those records.
+    events.sort(
+        key=lambda pair: (
+            pair[0]["ApproximateArrivalTimestamp"],
+            pair[1].received_at if pair[1] is not None else pair[0]["ApproximateArrivalTimestamp"],
+        )
+    )
     by_type = Counter(e.event.value if e is not None else "(undecodable)" for _, e in events)
     shards = len({r["ShardId"] for r, _ in events})
     title = f"Stream {settings.devops_stream_name}: {len(events)} records in {shards} shard(s)"

@@ -41,6 +41,13 @@ def _shown(value: str) -> str:
     return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
 
 
+def _no_repo(repo: str) -> str:
+    return (
+        f"no events of repo {_shown(repo)!r} are counted (any event: push, deploy, incident..., "
+        "younger than AGGREGATOR_RETENTION_DAYS)"
+    )
+
+
 def _only_known_parameters(request: web.Request, route: str) -> None:
     allowed = _PARAMETERS[route]
     unknown = sorted({name for name in request.query if name not in allowed})
@@ -129,9 +136,7 @@ async def get_repo_metrics(request: web.Request) -> web.Response:
     environment = await _environment(request)
     metrics = await _read(request, request.app[METRICS_READER].scope(Scope.repo(repo), days, environment))
     if metrics is None:
-        raise ApiError(
-            404, f"no events of repo {_shown(repo)!r} are stored (any event: push, deploy, incident...)"
-        )
+        raise ApiError(404, _no_repo(repo))
     return _json(metrics)
 
 
@@ -141,9 +146,7 @@ async def get_repo_activity(request: web.Request) -> web.Response:
     days = _window_days(request)
     activity = await _read(request, request.app[METRICS_READER].activity(repo, days))
     if activity is None:
-        raise ApiError(
-            404, f"no events of repo {_shown(repo)!r} are stored (any event: push, deploy, incident...)"
-        )
+        raise ApiError(404, _no_repo(repo))
     return _json(activity)
 
 

@@ -94,6 +94,31 @@ def test_poison_records_are_dead_lettered_and_the_shard_moves_on(
     assert [log["event_id"] for log in standin_logs(newrelic_standin, api_key)] == [good.event_id]
 
 
+def test_a_different_event_under_a_used_id_in_one_batch_is_dead_lettered_not_dropped(
+    emulator, consumer_settings, make_runtime, newrelic_standin, api_key
+):
+    """Two clients reusing an event_id: the first is stored, the second dead-lettered as a conflict with
+    the reason (it used to vanish with only 'events received 2 / written 1' in the log); an exact
+    repeat is a duplicate, written once and not dead-lettered."""
+    first = make_event(repo="conf-test")
+    other = first.model_copy(update={"repo": "conf-other"})
+    records = [
+        kcl_record(first.to_record_data(), 1),
+        kcl_record(other.to_record_data(), 2),
+        kcl_record(first.to_record_data(), 3),
+    ]
+    checkpointer = FakeCheckpointer()
+    _processor(make_runtime(consumer_settings)).process_records(process_input(records, checkpointer))
+
+    assert checkpointer.checkpoints == [("3", None)]
+    assert [(_dims(r)["event_id"], _dims(r)["repo"]) for r in _ts(emulator, consumer_settings)] == [
+        (first.event_id, "conf-test")
+    ]
+    (letter,) = dead_letters(consumer_settings)
+    assert (letter["stage"], letter["sequence_number"]) == ("conflict", "2")
+    assert "already names a different event" in letter["reason"]
+
+
 def test_redelivered_batch_is_an_identical_upsert(emulator, consumer_settings, make_runtime):
     events = [make_event() for _ in range(3)]
     records = [kcl_record(e.to_record_data(), i + 1) for i, e in enumerate(events)]
