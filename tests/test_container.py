@@ -92,7 +92,7 @@ def test_entry_point_is_the_dispatch_script() -> None:
     copies = [args for keyword, args in _final_stage() if keyword == "COPY"]
     assert "docker/entrypoint.sh /usr/local/bin/devops-metrics" in copies
     assert os.access(ENTRYPOINT, os.X_OK)
-    assert set(_commands()) == {"gateway", "consumer", "aggregator", "provision"}
+    assert set(_commands()) == {"gateway", "consumer", "aggregator", "rederive", "provision"}
 
 
 def test_image_carries_the_kcl_jars() -> None:
@@ -118,7 +118,7 @@ def test_build_context_keeps_what_the_dockerfile_copies() -> None:
                 assert (ROOT / source).exists(), f"{source} is copied but missing from the repository"
 
 
-@pytest.mark.parametrize("command", ["gateway", "consumer", "aggregator", "provision"])
+@pytest.mark.parametrize("command", ["gateway", "consumer", "aggregator", "rederive", "provision"])
 def test_every_command_exists_and_starts(command: str) -> None:
     module = _commands()[command]
     assert importlib.util.find_spec(module) is not None, f"{module} (entry point '{command}') is missing"
