@@ -70,6 +70,7 @@ __all__ = [
 
 # A full commit id: SHA-1 (40 hex digits) or SHA-256 (64); anything shorter is git's short form.
 FULL_SHA_LENGTH = 40
+FULL_SHA_LENGTHS = frozenset({40, 64})
 
 
 @dataclass(frozen=True)
@@ -168,22 +169,33 @@ def _seconds(delta: timedelta) -> float:
     return round(delta.total_seconds(), 3)
 
 
-def _first_meeting(
-    times: Sequence[datetime],
-    places: Sequence[Place],
-    place: Place,
-    start: datetime,
-    lookback: timedelta,
-    *,
-    strictly_after: bool = False,
-) -> datetime | None:
-    """The first time at (or strictly after) ``start``, within the lookback, whose place meets ``place``."""
-    index = (bisect.bisect_right if strictly_after else bisect.bisect_left)(times, start)
-    while index < len(times) and times[index] - start <= lookback:
-        if places[index].meets(place):
-            return times[index]
-        index += 1
-    return None
+class _ByPlace:
+    """Times of events, grouped by their exact place and sorted: the first one at or after a moment
+    whose place meets a given one is a bisection per group (a handful of groups: environments x
+    services), not a scan over every event of other places."""
+
+    def __init__(self, items: Iterable[tuple[Place, datetime]]) -> None:
+        groups: dict[Place, list[datetime]] = defaultdict(list)
+        for place, moment in items:  # in time order: each list comes out sorted
+            groups[place].append(moment)
+        self._groups = dict(groups)
+
+    def first_meeting(
+        self, place: Place, start: datetime, lookback: timedelta, *, strictly_after: bool = False
+    ) -> datetime | None:
+        found: datetime | None = None
+        search = bisect.bisect_right if strictly_after else bisect.bisect_left
+        for other, times in self._groups.items():
+            if not other.meets(place):
+                continue
+            index = search(times, start)
+            if (
+                index < len(times)
+                and times[index] - start <= lookback
+                and (found is None or times[index] < found)
+            ):
+                found = times[index]
+        return found
 
 
 def _unique(events: Iterable[DevOpsEvent]) -> list[DevOpsEvent]:
@@ -201,8 +213,8 @@ def sha_resolver(events: Sequence[DevOpsEvent], lookback: timedelta) -> Callable
     the lookback like every pairing, so a recomputation from the lookback's events finds the same."""
     reported: dict[str, list[datetime]] = defaultdict(list)
     for event in events:  # in time order: each list comes out sorted
-        for sha in (event.sha, *(commit.sha for commit in event.commits or ())):
-            if sha is not None and len(sha) >= FULL_SHA_LENGTH:
+        for sha in (event.sha, event.before, *(commit.sha for commit in event.commits or ())):
+            if sha is not None and len(sha) in FULL_SHA_LENGTHS:
                 reported[sha].append(event.time)
     full = sorted(reported)
 
@@ -211,7 +223,7 @@ def sha_resolver(events: Sequence[DevOpsEvent], lookback: timedelta) -> Callable
             return sha
         index = bisect.bisect_left(full, sha)
         found: list[str] = []
-        while index < len(full) and full[index].startswith(sha):
+        while index < len(full) and full[index].startswith(sha) and len(found) < 2:
             times = reported[full[index]]
             first = bisect.bisect_left(times, at - lookback)
             if first < len(times) and times[first] <= at:
@@ -296,6 +308,10 @@ def _ship(
         if event.sha:
             head = resolve(event.sha, moment)
             shipped.add(head)
+            if walk and shipped_earlier(head, moment):
+                # A redeploy or a rollback: what its pushes brought was shipped by the first deployment
+                # of this head (or, reported after it, has no known first deployment): nothing new.
+                return frozenset(shipped)
             heads, seen = [head], {head}
             while heads:
                 for at, shas, before in pushes_of_head.get(heads.pop(), ()):
@@ -341,12 +357,12 @@ def _failures(
 ) -> list[Failure]:
     """Failures in the counted environment, with their ends."""
     lookback = config.lookback
-    restores = [event for event in ordered if event.event == EventType.SERVICE_RESTORED]
-    restore_times = [event.time for event in restores]
-    restore_places = [Place.of(event, config) for event in restores]
-    successes = [d for d in deployments if d.success]
-    success_times = [d.time for d in successes]
-    success_places = [d.place for d in successes]
+    restores = _ByPlace(
+        (Place.of(event, config), event.time)
+        for event in ordered
+        if event.event == EventType.SERVICE_RESTORED
+    )
+    successes = _ByPlace((d.place, d.time) for d in deployments if d.success)
     resolved: dict[str, list[datetime]] = defaultdict(list)
     opened: dict[str, DevOpsEvent] = {}
     for event in ordered:  # in time order: the lists come out sorted
@@ -366,13 +382,9 @@ def _failures(
         if config.counts(event.environment, target)
     ]
     for failure in failures:
-        ends = [_first_meeting(restore_times, restore_places, failure.place, failure.start, lookback)]
+        ends = [restores.first_meeting(failure.place, failure.start, lookback)]
         if failure.kind == "deployment":
-            ends.append(
-                _first_meeting(
-                    success_times, success_places, failure.place, failure.start, lookback, strictly_after=True
-                )
-            )
+            ends.append(successes.first_meeting(failure.place, failure.start, lookback, strictly_after=True))
         else:
             times = resolved[str(failure.event.incident_id)]
             index = bisect.bisect_left(times, failure.start)
@@ -426,11 +438,12 @@ def _attribute_incidents(
 
 
 def _mark_rework(deployments: list[Deployment], failures: list[Failure], lookback: timedelta) -> None:
-    """One sweep in time order over the failures open at each deployment (started before it, not
-    ended before it, within the lookback): usually a handful, so this stays linear in the history."""
+    """One sweep in time order. Per exact place, the latest moment until which a failure started so
+    far stays open (its end, or its start plus the lookback): a deployment is rework when a place
+    that meets its own has a failure started before it and open until at least its time."""
     waiting = iter(failures)  # sorted by start
     upcoming = next(waiting, None)
-    open_now: list[Failure] = []
+    open_until: dict[Place, datetime] = {}
     for deployment in deployments:  # in time order
         if not deployment.counted:
             continue
@@ -439,12 +452,16 @@ def _mark_rework(deployments: list[Deployment], failures: list[Failure], lookbac
             continue
         moment = deployment.time
         while upcoming is not None and upcoming.start < moment:
-            open_now.append(upcoming)
+            until = upcoming.start + lookback
+            if upcoming.end is not None:
+                until = min(until, upcoming.end)
+            known = open_until.get(upcoming.place)
+            if known is None or until > known:
+                open_until[upcoming.place] = until
             upcoming = next(waiting, None)
-        open_now = [
-            f for f in open_now if moment - f.start <= lookback and (f.end is None or moment <= f.end)
-        ]
-        deployment.rework = any(f.place.meets(deployment.place) for f in open_now)
+        deployment.rework = any(
+            until >= moment and place.meets(deployment.place) for place, until in open_until.items()
+        )
 
 
 def daily_facts(history: RepoHistory, first_day: date, last_day: date) -> dict[date, dict[FactKey, DayFacts]]:

@@ -125,16 +125,16 @@ def _one_repo(
         return production(a) and production(b)
 
     def full(sha: str, at: datetime) -> str:
-        """A short sha: the one full sha starting with it that an event reports in the lookback before
-        ``at``."""
+        """A short sha (under 40 digits): the one full sha (40 or 64 digits) starting with it that an
+        event reports (sha, before, commits) in the lookback before ``at``."""
         if len(sha) >= 40:
             return sha
         matching = {
             reported
             for e in events
             if at - lookback <= e.time <= at
-            for reported in [e.sha, *[c.sha for c in e.commits or ()]]
-            if reported is not None and len(reported) >= 40 and reported.startswith(sha)
+            for reported in [e.sha, e.before, *[c.sha for c in e.commits or ()]]
+            if reported is not None and len(reported) in (40, 64) and reported.startswith(sha)
         }
         return matching.pop() if len(matching) == 1 else sha
 
@@ -170,6 +170,11 @@ def _one_repo(
         if d.sha:
             heads = [full(d.sha, d.time)]
             shipped.add(heads[0])
+            redeploy = walk and any(
+                before(x, d) and x.time >= d.time - lookback and heads[0] in ships(x) for x in good
+            )
+            if redeploy:  # its pushes brought nothing the first deployment of this head did not ship
+                heads = []
             for head in heads:  # grows while it is read
                 for p in pushes:
                     if not (p.sha and full(p.sha, p.time) == head and d.time - lookback <= p.time <= d.time):

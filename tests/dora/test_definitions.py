@@ -331,3 +331,34 @@ def test_the_walk_stops_at_the_last_deployed_head() -> None:
     history = derive(events, DoraConfig())
     assert [sorted(d.ships) for d in history.deployments] == [["aaaaaaa1"], ["bbbbbbb1"]]
     assert [[c.lead_s for c in d.changes] for d in history.deployments] == [[3600.0], [3600.0]]
+
+
+def test_a_redeploy_ships_nothing_new_even_when_the_push_was_reported_after_the_first_deploy() -> None:
+    """Deploy of X at 10:00, X's push (commit C of 09:00) reported at 10:01, a rollback to X at 14:00:
+    C's first deployment was the 10:00 one, before any report of it: no sample (was: 5 h at 14:00)."""
+    t = NOW - 2 * D
+    events = [
+        ev("deploy", t.replace(hour=10), sha="aaaaaaa9"),
+        ev(
+            "push",
+            t.replace(hour=10, minute=1),
+            sha="aaaaaaa9",
+            commits=commits(("ccccccc0", t.replace(hour=9)), ("aaaaaaa9", t.replace(hour=10))),
+        ),
+        ev("deploy", t.replace(hour=14), sha="aaaaaaa9", remediation="rollback"),
+    ]
+    assert run(events)["calc_lead_time"]["samples"] == 0
+
+
+def test_a_short_sha_resolves_to_a_full_before() -> None:
+    """A push's before reports a full sha too: A is known in full only as a before, and a push of its
+    7-digit form, deployed as A, is that deployment's change."""
+    t = NOW - 2 * D
+    full_a = "a" * 39 + "1"
+    events = [
+        ev("push", t.replace(hour=8), sha="b" * 40, before=full_a),
+        ev("push", t.replace(hour=9), sha=full_a[:7]),
+        ev("deploy", t.replace(hour=10), sha=full_a),
+    ]
+    lead = run(events)["calc_lead_time"]
+    assert (lead["samples"], lead["median_s"]) == (1, 3600.0)
