@@ -111,8 +111,7 @@ class Place:
 @dataclass
 class Deployment:
     event: DevOpsEvent
-    environment: str  # normalized (see DoraConfig.environment)
-    place: Place
+    place: Place  # where it happened, for pairing (normalized environment, service)
     counted: bool  # in the environment the metrics are about (production, or the target)
     success: bool
     ships: frozenset[str] = frozenset()
@@ -133,7 +132,6 @@ class Deployment:
 class Failure:
     kind: Literal["deployment", "incident"]
     event: DevOpsEvent  # the failed deployment, or the incident's first incident_opened
-    environment: str
     place: Place
     start: datetime
     end: datetime | None = None
@@ -246,7 +244,6 @@ def derive(events: Iterable[DevOpsEvent], config: DoraConfig, target: str | None
     deployments = [
         Deployment(
             event=event,
-            environment=config.environment(event.environment),
             place=Place.of(event, config),
             counted=config.counts(event.environment, target),
             success=not event.failed,
@@ -372,12 +369,10 @@ def _failures(
             opened.setdefault(event.incident_id, event)  # its first report says when it started
 
     failures: list[Failure] = [
-        Failure("deployment", d.event, d.environment, d.place, d.time)
-        for d in deployments
-        if d.counted and not d.success
+        Failure("deployment", d.event, d.place, d.time) for d in deployments if d.counted and not d.success
     ]
     failures += [
-        Failure("incident", event, config.environment(event.environment), Place.of(event, config), event.time)
+        Failure("incident", event, Place.of(event, config), event.time)
         for event in opened.values()
         if config.counts(event.environment, target)
     ]
