@@ -7,7 +7,7 @@ import asyncio
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from aggregator.local import LocalAggregator
 from devops_core.events import EventType
-from devops_core.metrics_read import Scope, build_read_model
+from devops_core.metrics_read import Scope, ScopeMetrics, build_read_model
 from devstack.inspect import read_stream_events
 from producer.app import create_app
 from producer.github import WEBHOOK_PATH, sign
@@ -86,6 +86,17 @@ async def deliver(
     assert response.status == 202, await response.text()
 
 
+async def repo_metrics_once(stack: Stack, ready: Callable[[dict[str, Any]], bool]) -> ScopeMetrics:
+    """The repo's stored 30-day metrics once ``ready`` holds for them (the aggregator runs apart)."""
+    read_model = build_read_model(stack.settings)
+    async with asyncio.timeout(30):
+        while True:
+            result = await asyncio.to_thread(read_model.metrics, Scope.repo(REPO), 30)
+            if ready(result.values):
+                return result
+            await asyncio.sleep(0.3)
+
+
 async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_aggregator(
     stack: Stack, webhook_gateway: TestClient
 ) -> None:
@@ -109,14 +120,13 @@ async def test_lead_time_is_deploy_minus_earliest_push_of_the_sha_through_the_ag
         # A deploy whose sha was never pushed counts for frequency only.
         await deliver(webhook_gateway, "deployment_status", deployment_status(sha_orphan, now - hour))
 
-        read_model = build_read_model(stack.settings)
-        async with asyncio.timeout(30):
-            while True:
-                result = await asyncio.to_thread(read_model.metrics, Scope.repo(REPO), 30)
-                lead = result.values["calc_lead_time"]
-                if result.values["calc_deployment_freq"]["count"] >= 3 and lead["samples"] >= 3:
-                    break
-                await asyncio.sleep(0.3)
+        result = await repo_metrics_once(
+            stack,
+            lambda values: (
+                values["calc_deployment_freq"]["count"] >= 3 and values["calc_lead_time"]["samples"] >= 3
+            ),
+        )
+        lead = result.values["calc_lead_time"]
         assert (lead["samples"], lead["median_s"], lead["p90_s"]) == (3, 5400.0, 14400.0)
         assert result.values["calc_deployment_freq"]["count"] == 3
 
@@ -169,14 +179,8 @@ async def test_deploying_the_last_of_two_pushes_credits_the_commits_of_both(
         await asyncio.sleep(1.0)
         await deliver(webhook_gateway, "deployment_status", deployment_status(sha_c, now - hour))
 
-        read_model = build_read_model(stack.settings)
-        async with asyncio.timeout(30):
-            while True:
-                result = await asyncio.to_thread(read_model.metrics, Scope.repo(REPO), 30)
-                lead = result.values["calc_lead_time"]
-                if lead["samples"] >= 3:
-                    break
-                await asyncio.sleep(0.3)
+        result = await repo_metrics_once(stack, lambda values: values["calc_lead_time"]["samples"] >= 3)
+        lead = result.values["calc_lead_time"]
         # 3 h, 2 h and 1 h: the median is 2 h (without `before`: one sample of 1 h).
         assert (lead["samples"], lead["median_s"], lead["p90_s"]) == (3, 7200.0, 10800.0)
     finally:
