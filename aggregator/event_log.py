@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from devops_core.dora.model import day_of
-from devops_core.events import DevOpsEvent, EventType
+from devops_core.events import DevOpsEvent, EventType, conflict_reason
 from devops_core.metrics_store import Keys, MetricsStore
 
 __all__ = ["LOGGED_EVENTS", "AppendResult", "Conflict", "EventLog"]
@@ -211,7 +211,4 @@ def _conflict_reason(
         if first is not None
         else f"first received {guard.get('at', {}).get('S', 'earlier') if guard else 'earlier'}"
     )
-    return (
-        f"event_id {event.event_id!r} already names a different event ({where}); the first one is kept "
-        "and this one is not counted. Send a new event_id for a new event."
-    )
+    return conflict_reason(event.event_id, where, outcome="not counted")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from consumer.sinks.base import Sink, WriteResult
+from devops_core.events import conflict_reason
 from devops_core.kcl.processor import Attempt, Batch, Entry, Rejection, log_event_ids
 
 __all__ = ["ConsumerApplication", "ConsumerJob"]
@@ -47,10 +48,8 @@ class ConsumerJob:
         for entry in batch.entries:
             first = unique.setdefault(entry.event.event_id, entry)
             if first is not entry and first.event.content_digest() != entry.event.content_digest():
-                reason = (
-                    f"event_id {entry.event.event_id!r} already names a different event earlier in the same "
-                    "batch; the first one is kept and this one is not written. Send a new event_id for a "
-                    "new event."
+                reason = conflict_reason(
+                    entry.event.event_id, "earlier in the same batch", outcome="not written"
                 )
                 self.conflicts.append(Rejection(entry, "conflict", reason))
         self.duplicates = len(batch.entries) - len(unique) - len(self.conflicts)

@@ -59,6 +59,7 @@ __all__ = [
     "EventIn",
     "EventType",
     "WireCommit",
+    "conflict_reason",
     "describe_validation_error",
     "is_valid_repo",
     "new_event_id",
@@ -485,6 +486,15 @@ class DevOpsEvent(BaseModel):
         content = self.model_dump(mode="json", exclude={"received_at", "schema_"}, exclude_none=True)
         text = json.dumps(content, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def conflict_reason(event_id: str, where: str, *, outcome: str) -> str:
+    """The one wording of an event_id conflict (``content_digest`` differs), for every dead letter
+    with stage ``conflict``: ``where`` the first event came from, ``outcome`` for this one."""
+    return (
+        f"event_id {event_id!r} already names a different event ({where}); the first one is kept "
+        f"and this one is {outcome}. Send a new event_id for a new event."
+    )
 
 
 def _iso(value: datetime) -> str:
