@@ -175,10 +175,14 @@ def root_cause_sha(text: str | None) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def _digest(parts: list[Any]) -> str:
+    """The hex SHA-256 of the parts as compact JSON: the payload-derived part of an event id."""
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def push_event_id(full_name: str, ref: str, before: str | None, after: str | None) -> str:
     """A push is identified by what it changed: the repository, the ref and its old and new heads."""
-    key = json.dumps([full_name, ref, before or "", after or ""], separators=(",", ":"))
-    return "github:push:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return "github:push:" + _digest([full_name, ref, before or "", after or ""])
 
 
 def _commit_time(commit: Commit, received_at: datetime) -> datetime | None:
@@ -450,9 +454,7 @@ def parse_issues(payload: dict[str, Any], delivery: Delivery, config: MappingCon
     # What an event of this issue says besides its transition (the title it shows, the root cause it
     # names) is part of its id: a redelivery is the same event, an edited issue labelled again is a
     # new report of the same incident (its root cause counts), never a conflict under an old id.
-    said = hashlib.sha256(
-        json.dumps([issue.title, cause, issue.html_url, issue.number], separators=(",", ":")).encode()
-    ).hexdigest()[:12]
+    said = _digest([issue.title, cause, issue.html_url, issue.number])[:12]
     events = []
     for transition in transitions:
         if transition == "opened":
