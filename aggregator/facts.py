@@ -43,6 +43,9 @@ class FactsWriter:
         self._retention = timedelta(days=retention_days)
         self._clock = clock
         self.writes = 0
+        # Index items this process has written: they never change, so each is put once per process
+        # (every batch touching a repo names its services again).
+        self._indexed: set[tuple[str, str]] = set()
 
     def _conditional(self, **params: Any) -> bool:
         """One conditional write; False when a newer derivation is already stored."""
@@ -118,16 +121,20 @@ class FactsWriter:
         return True
 
     def index(self, repo: str, keys: Iterable[FactKey]) -> None:
-        """Teams and services that events named explicitly (idempotent puts)."""
+        """Teams, services (the repo's own name included, for events naming none) and environments
+        that the repo's events name (idempotent puts), so filters and their lists find them."""
         requests: list[dict[str, Any]] = []
         for key in set(keys):
             if key.team:
                 requests += [_put(Keys.TEAMS, key.team), _put(Keys.team(key.team), repo)]
-            if key.service != repo:
-                requests += [_put(Keys.SERVICES, key.service), _put(Keys.service(key.service), repo)]
+            requests += [_put(Keys.SERVICES, key.service), _put(Keys.service(key.service), repo)]
             if key.environment:
                 requests.append(_put(Keys.ENVIRONMENTS, key.environment))
-        unique = list({_key_of(request): request for request in requests}.values())
+        unique = [
+            request
+            for item_key, request in {_key_of(request): request for request in requests}.items()
+            if item_key not in self._indexed
+        ]
         for start in range(0, len(unique), 25):
             pending: dict[str, Any] = {self._table: unique[start : start + 25]}
             failures = 0
@@ -139,6 +146,7 @@ class FactsWriter:
                     if failures > 10:  # the processor core retries the batch
                         raise RuntimeError("BatchWriteItem kept returning unprocessed items")
                     time.sleep(_UNPROCESSED.delay(failures))
+            self._indexed.update(_key_of(request) for request in unique[start : start + 25])
 
 
 def _key_of(request: dict[str, Any]) -> tuple[str, str]:

@@ -187,8 +187,7 @@ class Aggregator:
             keys |= set(new)
             if new != stored.get(day, {}) and self._facts.write_day(repo, day, new, version):
                 changed += 1
-        if any(key.team or key.service != repo or key.environment for key in keys):
-            self._facts.index(repo, keys)
+        self._facts.index(repo, keys)
         still_open = [
             OpenFailure(f.start, history.key(f.event), f.event.event_id)
             for history in histories

@@ -78,9 +78,9 @@ class ReadModel:
                 for repo in sorted(candidates)
             }
         if scope.kind == "service":
+            # Indexed by the aggregator for every service an event names, the repo's own name for
+            # events naming none; a repo merely called like the service is not one of it.
             candidates = self.store.repos_of(Keys.service(scope.name))
-            if scope.name in repos:
-                candidates.add(scope.name)
             return {repo: (lambda key: key.service == scope.name) for repo in sorted(candidates)}
         raise ValueError(f"not a per-repo scope: {scope}")
 

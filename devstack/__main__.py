@@ -218,7 +218,14 @@ class TokenChoice:
     origin: str  # environment | kept | new
 
 
-def banner(token: TokenChoice, gateway_url: str, emulator_url: str, state: StateDir, restored: bool) -> str:
+def banner(
+    token: TokenChoice,
+    gateway_url: str,
+    emulator_url: str,
+    state: StateDir,
+    restored: bool,
+    demo: bool = False,
+) -> str:
     state_dir = _display_path(state.path)
     lines = [
         "",
@@ -239,9 +246,15 @@ def banner(token: TokenChoice, gateway_url: str, emulator_url: str, state: State
         lines.append(f"  (also in {state_dir}/env, so `. {state_dir}/env` does the same):")
         setup = env_lines(token.value, gateway_url, emulator_url)
     lines += [f"    {line}" for line in setup]
+    if demo:
+        following = "  Next: the demo history loads now; then make inspect (what is stored)."
+    elif restored:
+        following = "  Next: make inspect (what is stored); make demo adds the demo history (stored once)."
+    else:
+        following = "  Next: make demo (35 days of history for the dashboard), make inspect (what is stored)."
     lines += [
-        "  Next: make demo (35 days of history for the dashboard), make inspect (what is stored).",
-        "  Try: python cicd_script/report_devops_event.py demo deploy --metadata v1",
+        following,
+        "  Try: python3 cicd_script/report_devops_event.py demo deploy --metadata v1",
         "  Ctrl-C stops everything.",
         "",
     ]
@@ -327,7 +340,8 @@ async def serve(
     for worker in workers:
         await worker.start(args, settings)
 
-    print(banner(token, gateway_url, emulator.url, state, emulator.restored is not None), flush=True)
+    restored = emulator.restored is not None
+    print(banner(token, gateway_url, emulator.url, state, restored, demo=args.demo), flush=True)
     logger.info(
         "local stack ready",
         extra={

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -504,8 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--days must be between 1 and 365")
     if args.print:
         anchor = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        for event in build_history(seed=args.seed, days=args.days, anchor=anchor):
-            print(json.dumps(event, sort_keys=True))
+        try:
+            for event in build_history(seed=args.seed, days=args.days, anchor=anchor):
+                print(json.dumps(event, sort_keys=True))
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped early (| head): stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     try:
         settings = Settings()

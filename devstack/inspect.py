@@ -187,8 +187,9 @@ def stream_section(settings: Settings, limit: int, repo: str | None) -> str:
         )
     )
     by_type = Counter(e.event.value if e is not None else "(undecodable)" for _, e in events)
-    shards = len({r["ShardId"] for r, _ in events})
-    title = f"Stream {settings.devops_stream_name}: {len(events)} records in {shards} shard(s)"
+    summary_of = boto_client("kinesis").describe_stream_summary(StreamName=settings.devops_stream_name)
+    shards = summary_of["StreamDescriptionSummary"]["OpenShardCount"]
+    title = f"Stream {settings.devops_stream_name} ({shards} open shards): {len(events)} records"
     if not events:
         return f"{title}\n  (empty: send an event, or run make demo)"
     summary = render_table(["event", "records"], sorted(by_type.items()))
@@ -265,9 +266,10 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
             dims = {d["Name"]: d["Value"] for d in record.get("Dimensions", [])}
             measures = {m["Name"]: m["Value"] for m in record.get("MeasureValues", [])}
             when = datetime.fromtimestamp(int(record.get("Time", 0)) / 1000, UTC)
+            version = record.get("Version")  # the consumer writes the receive time, in ms
             data.append(
                 (
-                    record.get("Version", ""),
+                    _short_time(datetime.fromtimestamp(int(version) / 1000, UTC)) if version else "",
                     dims.get("repo"),
                     dims.get("event"),
                     _short_time(when),
@@ -287,7 +289,7 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
     title += f" ({len(data) - len(client)} of them calc_* metric events, not listed)"
     shown = client[-limit:]
     headers = [
-        "received" if settings.raw_store == "s3" else "version",
+        "received",
         "repo",
         "event",
         "time",
@@ -299,20 +301,31 @@ def raw_section(settings: Settings, limit: int, repo: str | None) -> str:
     return f"{title} (the last {len(shown)}):\n{render_table(headers, shown)}"
 
 
-def metrics_section(gateway: str, token: str | None, window: int, repo: str | None) -> str:
+class Unreadable(Exception):
+    """A section could not be read (the stack is not running, a wrong token...): its one line says
+    why, and the command exits 1."""
+
+
+def metrics_section(gateway: str, token: str | None, window: int, repo: str | None, limit: int) -> str:
     query = urllib.parse.urlencode({"window": window})
     path = f"/metrics/{urllib.parse.quote(repo, safe='')}" if repo else "/metrics"
     url = f"{gateway.rstrip('/')}{path}?{query}"
     if not token:
-        return f"Metrics {url}: no token (export DEVOPS_EVENTS_SECRET_TOKEN, or run make run first)"
+        raise Unreadable(
+            f"Metrics {url}: no token (export DEVOPS_EVENTS_SECRET_TOKEN, or run make run first)"
+        )
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local gateway
             body = json.load(response)
     except urllib.error.HTTPError as error:
-        return f"Metrics {url}: HTTP {error.code} {error.read().decode(errors='replace')[:300]}"
+        raise Unreadable(
+            f"Metrics {url}: HTTP {error.code} {error.read().decode(errors='replace')[:300]}"
+        ) from None
     except urllib.error.URLError as error:
-        return f"Metrics {url}: the gateway does not answer ({error.reason}); is make run running?"
+        raise Unreadable(
+            f"Metrics {url}: the gateway does not answer ({error.reason}); is make run running?"
+        ) from None
     scopes = body.get("repos", [body]) if isinstance(body, dict) else []
     rows = []
     for item in scopes:
@@ -339,6 +352,9 @@ def metrics_section(gateway: str, token: str | None, window: int, repo: str | No
     title = f"Metrics from {url} (production, last {window} days): {len(rows)} scope(s)"
     if not rows:
         return f"{title}\n  (none yet)"
+    if len(rows) > limit:
+        title += f" (the first {limit})"
+        rows = rows[:limit]
     headers = [
         "scope",
         "deploys",
@@ -404,7 +420,10 @@ def _parser() -> argparse.ArgumentParser:
         "--limit",
         type=int,
         default=15,
-        help="rows per table: the most recent ones (default: %(default)s; counts are always of everything)",
+        help=(
+            "rows per table: the most recent events, rows and dead letters, the first metrics scopes "
+            "(default: %(default)s; counts are always of everything)"
+        ),
     )
     parser.add_argument(
         "--window", type=int, choices=[7, 30, 90], default=30, help="metrics window in days (default: 30)"
@@ -461,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     from botocore.exceptions import BotoCoreError, ClientError
 
-    parts = []
+    parts: list[str] = []
+    unreadable: list[str] = []
     for section in sections:
         try:
             if section == "stream":
@@ -469,16 +489,21 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "raw":
                 parts.append(raw_section(settings, args.limit, args.repo))
             elif section == "metrics":
-                parts.append(
-                    metrics_section(gateway, token, args.window, args.repo)
-                    if gateway
-                    else "Metrics: no gateway (pass --gateway URL, or start make run)"
-                )
+                if not gateway:
+                    raise Unreadable("Metrics: no gateway (pass --gateway URL, or start make run)")
+                parts.append(metrics_section(gateway, token, args.window, args.repo, args.limit))
             else:
                 parts.append(dead_letters_section(settings, args.limit))
+        except Unreadable as error:
+            parts.append(str(error))
+            unreadable.append(section)
         except (ClientError, BotoCoreError) as error:
             parts.append(f"{section}: cannot be read: {error}")
+            unreadable.append(section)
     print("\n\n".join(parts))
+    if unreadable:
+        print(f"{parser.prog}: could not read {', '.join(unreadable)}", file=sys.stderr)
+        return 1
     return 0
 
 

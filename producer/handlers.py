@@ -26,6 +26,7 @@ from producer.intake import (
     wire_record,
 )
 from producer.limits import read_body
+from producer.query import only_known_parameters
 from producer.readiness import PUT_FAILURE_WINDOW_SECONDS, Readiness
 from producer.state import BATCHER, CALLER, HEALTH_CLIENT, OPENAPI, READINESS, SETTINGS, TOKENS
 
@@ -102,6 +103,7 @@ def event_accepted(event_id: str, put: asyncio.Future[PutResult]) -> bytes:
 
 
 async def process_event(request: web.Request) -> web.Response:
+    only_known_parameters(request, "/process-event")
     raw = await read_json_body(request)
     event_id, put = submit_event(request.app, raw)
     await asyncio.wait((put,))  # its outcome, success or not, is read by event_accepted
@@ -217,6 +219,7 @@ async def accept_events(
 
 
 async def process_events(request: web.Request) -> web.Response:
+    only_known_parameters(request, "/events")
     raw = await read_json_body(request)
     status, body, headers = await accept_events(request.app, request[CALLER], raw)
     return web.Response(body=body, status=status, content_type=_JSON, headers=headers)

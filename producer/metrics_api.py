@@ -16,6 +16,7 @@ from producer.api_models import FieldError
 from producer.errors import ApiError
 from producer.metrics_models import MetricsOverview, RepoActivity, RepoMetrics
 from producer.metrics_reader import PRODUCTION, MetricsReader
+from producer.query import only_known_parameters, shown
 from producer.state import METRICS_READER, SETTINGS
 
 __all__ = ["ALLOWED_WINDOWS", "setup_metrics"]
@@ -33,28 +34,17 @@ _PARAMETERS = {
     "/metrics/{repo}": ("window", "environment"),
     "/deployments/{repo}": ("window",),
 }
-_SHOWN_CHARS = 140  # the longest repository name GitHub allows (owner/name)
-
-
-def _shown(value: str) -> str:
-    """A client's value as an error message repeats it: at most as long as a real repository name."""
-    return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
 
 
 def _no_repo(repo: str) -> str:
     return (
-        f"no events of repo {_shown(repo)!r} are counted (any event: push, deploy, incident..., "
-        "younger than AGGREGATOR_RETENTION_DAYS)"
+        f"no events of repo {shown(repo)!r} are counted (test_pass events never are, nor events "
+        "older than AGGREGATOR_RETENTION_DAYS)"
     )
 
 
 def _only_known_parameters(request: web.Request, route: str) -> None:
-    allowed = _PARAMETERS[route]
-    unknown = sorted({name for name in request.query if name not in allowed})
-    if unknown:
-        reason = f"not a parameter of {route} (it takes: {', '.join(allowed)})"
-        details = [FieldError(field=_shown(name), reason=reason).model_dump() for name in unknown[:5]]
-        raise ApiError(422, details)
+    only_known_parameters(request, route, _PARAMETERS[route])
 
 
 def _one(request: web.Request, name: str) -> str | None:
@@ -75,7 +65,7 @@ async def _environment(request: web.Request) -> str | None:
     environment = config.environment(given)
     if environment not in await _read(request, reader.environments()):
         raise ApiError(
-            404, f"no deployment or incident of environment {_shown(given)!r} is stored; check the name"
+            404, f"no deployment or incident of environment {shown(given)!r} is stored; check the name"
         )
     return environment
 
@@ -124,7 +114,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         request, reader.overview(days, team=team, service=service, environment=environment)
     )
     if (team or service) and not overview.repos:
-        what = f"team {_shown(team)!r}" if team else f"service {_shown(service or '')!r}"
+        what = f"team {shown(team)!r}" if team else f"service {shown(service or '')!r}"
         raise ApiError(404, f"no events of {what} are stored; check the name or the teams file")
     return _json(overview)
 

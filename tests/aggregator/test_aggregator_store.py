@@ -100,7 +100,23 @@ def test_all_sums_every_repo_and_a_team_takes_its_repos_and_named_events(
         Scope.repo("ledger"): 2,
         Scope("service", "ledger-worker"): 1,
     }
-    assert aggregator.read_model.names() == (["payments"], ["ledger-worker"], [])
+    # Every service an event names is listed, a repo's own name for the events naming none.
+    assert aggregator.read_model.names() == (["payments"], ["ledger", "ledger-worker", "pay-api", "web"], [])
+
+
+def test_a_repo_is_a_service_only_through_events_naming_none(new_aggregator: AggregatorFactory) -> None:
+    """A repo merely called like a service was once made a member of it (GET
+    /metrics?service=acme/checkout answered a service of 0 deploys with a repo of 45)."""
+    aggregator = new_aggregator()
+    aggregator.handle(
+        [make_event("deploy", "acme/checkout", at=NOW - n * H, service="checkout") for n in (1, 2)]
+    )
+    repos = aggregator.store.repos()
+    model = aggregator.read_model
+    assert not model.known(Scope("service", "acme/checkout"), repos)
+    assert model.known(Scope("service", "checkout"), repos)
+    assert values(aggregator, Scope("service", "checkout"))["calc_deployment_freq"]["count"] == 2
+    assert model.names()[1] == ["checkout"]
 
 
 def test_only_changed_days_are_written_and_a_resend_changes_nothing(

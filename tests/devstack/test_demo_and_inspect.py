@@ -84,6 +84,22 @@ def test_inspect_shows_a_push_as_the_range_it_moved_the_branch() -> None:
     assert change(None, None) == ""
 
 
+def test_demo_print_into_a_reader_that_stops_early_ends_quietly() -> None:
+    """`make demo ARGS=--print | head -3` ended in a BrokenPipeError traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.demo", "--print"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith(b"{")
+    process.stdout.close()  # more than a pipe's buffer is still to come
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert b"Traceback" not in stderr
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
     running = start_local_stack(state_dir=tmp_path_factory.mktemp("state"))
@@ -160,7 +176,7 @@ def test_make_inspect_honours_the_exported_endpoint(
     counted = re.search(r"^push\s+(\d+)$", out, re.M)
     assert counted, out
     assert int(counted.group(1)) % pushes == 0
-    assert re.search(r"^Stream devops-events: \d+ records in 2 shard\(s\)$", out, re.M)
+    assert re.search(r"^Stream devops-events \(2 open shards\): \d+ records$", out, re.M)
     distinct = re.search(
         r"^Raw store Timestream DORAStats.DORARawEventsTest: \d+ rows, (\d+) distinct", out, re.M
     )
@@ -194,6 +210,39 @@ def test_make_inspect_counts_one_repos_raw_rows_with_repo(stack: LocalStackProce
     assert counts, result.stdout
     rows, distinct = int(counts.group(1)), int(counts.group(2))
     assert 0 < distinct <= rows
+
+
+def test_make_inspect_limits_the_metrics_table_and_shows_receive_times(
+    stack: LocalStackProcess, demo_output: str
+) -> None:
+    result = run_module(
+        "devstack.inspect", "metrics", "raw", "--limit", "3", "--state-dir", str(stack.state_dir)
+    )
+    assert result.returncode == 0, result.stderr
+    title = re.search(r"^Metrics from .*: (\d+) scope\(s\) \(the first 3\)$", result.stdout, re.M)
+    assert title, result.stdout
+    assert int(title.group(1)) > 3
+    metrics = result.stdout.split("Metrics from", 1)[1]
+    assert re.search(r"^ALL\s", metrics, re.M)
+    assert len(re.findall(r"^(ALL|acme/\S+)\s+\d+\s", metrics, re.M)) == 3
+    # The raw store's first column is when the consumer received the event, not epoch milliseconds.
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+acme/", result.stdout, re.M), result.stdout
+
+
+def test_make_inspect_exits_1_when_a_section_cannot_be_read(stack: LocalStackProcess, tmp_path: Path) -> None:
+    """A stopped stack's exported lines used to give 20 s of "cannot be read" and exit 0."""
+    result = run_module(
+        "devstack.inspect",
+        "metrics",
+        "--state-dir",
+        str(stack.state_dir),
+        "--gateway",
+        "http://127.0.0.1:9",  # the discard port: nothing answers
+    )
+    assert result.returncode == 1
+    assert "the gateway does not answer" in result.stdout
+    assert "could not read metrics" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_make_inspect_without_a_stack_or_an_endpoint_says_what_to_do(tmp_path: Path) -> None:

@@ -133,6 +133,26 @@ async def test_validation_errors_are_422_with_field_and_reason(gateway: TestClie
     assert "future" in fields["time"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/process-event?environment=staging", {"repo": "qp", "event": "deploy"}),
+        ("/events?environment=staging&x=", [{"repo": "qp", "event": "deploy"}]),
+    ],
+)
+async def test_a_query_parameter_on_an_event_route_is_a_422_and_nothing_is_sent(
+    gateway: TestClient, stack: Stack, path: str, body: object
+) -> None:
+    """The event is the body; ?environment=staging used to be ignored, counting a staging deploy
+    as production."""
+    response = await gateway.post(path, json=body, headers=bearer(stack.token))
+    assert response.status == 422
+    detail = (await response.json())["detail"]
+    assert detail[0]["field"] == "environment"
+    assert "takes: no query parameters" in detail[0]["reason"]
+    assert read_stream_events(stack.settings.devops_stream_name) == []
+
+
 async def test_oversize_body_is_413_before_it_is_read(emulator: str, stack: Stack) -> None:
     settings = stack.settings.model_copy(update={"max_body_bytes": 2048})
     async with open_gateway(settings) as client:
