@@ -80,15 +80,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def charge(app: web.Application, caller: str, cost: int, path: str) -> None:
-    """Charge ``cost`` events to the caller's token; a 429 with Retry-After when over the limit."""
+def charge(app: web.Application, caller: str, cost: int, path: str, *, charged: int = 0) -> None:
+    """Charge ``cost`` events to the caller's token (``charged`` taken already for this request); a
+    429 with Retry-After when over the limit."""
     limiter = app[RATE_LIMITER]
-    wait = limiter.take(caller, cost)
+    wait = limiter.take(caller, cost, charged=charged)
     if wait:
         retry_after = RateLimiter.retry_after(wait)
-        logger.warning(
-            "rate limited", extra={"token_key": caller, "path": path, "cost": cost, "wait_s": wait}
-        )
+        if refused := limiter.refusals_to_report(caller):
+            logger.warning(
+                "rate limited",
+                extra={"token_key": caller, "path": path, "cost": cost, "wait_s": wait, "refused": refused},
+            )
         raise ApiError(
             429,
             f"rate limit of {limiter.rate:g} events/s per token exceeded; retry after {retry_after} s",

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from producer.api_models import ErrorBody
 
@@ -81,6 +83,15 @@ def error_answer(request: web.BaseRequest, exc: Exception) -> web.StreamResponse
     redirect), for ``error_middleware``."""
     if isinstance(exc, ApiError):
         return json_error(exc.status, exc.error, exc.detail, exc.headers, close=exc.close)
+    if isinstance(exc, ConnectionResetError):  # the client left mid-body: nobody reads an answer
+        logger.info("client disconnected before its body arrived", extra={"path": request.path})
+        return json_error(400, "bad_request", "the connection closed before the body arrived", close=True)
+    if isinstance(exc, RequestPayloadError | HttpProcessingError):
+        # The body's framing is broken (a bad chunk size): answered, and the stream marked ended so
+        # that aiohttp does not read on into the same error after the answer and log it as unhandled.
+        logger.info("request body refused", extra={"path": request.path, "reason": type(exc).__name__})
+        request.content.feed_eof()
+        return json_error(400, "bad_request", "the request body is malformed (its framing)", close=True)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return json_error(
             413, "payload_too_large", f"request body is larger than {request.client_max_size} bytes"

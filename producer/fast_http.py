@@ -8,7 +8,7 @@ starts here; a request takes the raw route only when it is plainly the happy pat
 - ``POST /process-event HTTP/1.1`` or ``POST /events HTTP/1.1`` (no query, no HTTP/1.0);
 - well-formed header lines within aiohttp's limits (``producer/limits.py``), one ``Host``, one
   ``Content-Length`` (1 byte to ``MAX_BODY_BYTES``), a JSON ``Content-Type``, a valid bearer token, no
-  ``Transfer-Encoding``, ``Expect`` or ``Upgrade``;
+  ``Transfer-Encoding``, ``Content-Encoding``, ``Expect`` or ``Upgrade``;
 - the whole head within 16 KiB.
 
 Anything else (another route, a refused token, an odd header, a chunked body) hands the connection
@@ -62,7 +62,8 @@ _PREFIXES = tuple(line + b"\r\n" for line in _REQUEST_LINES)
 # tabs and obs-text (aiohttp accepts those too), ending in CRLF: no CR, LF, NUL or other control byte
 # anywhere else. One match checks the whole block (a regex call per line costs more than the split).
 _FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
-_NOT_RAW = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+# aiohttp decodes a Content-Encoding (or refuses it with a 400); the raw route reads bodies as sent.
+_NOT_RAW = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
 _JSON_TYPE = b"application/json"
 _CONTENT_TYPES = {
     "json": b"Content-Type: application/json\r\n",
@@ -200,13 +201,17 @@ class RawEventConnection(asyncio.Protocol):
         if self._state == _LINGERING:
             return  # read and dropped after a 408
         self._buffer += data
+        if self._state != _ANSWERING:
+            self._advance()
         if self._state == _ANSWERING:
-            # Pipelined requests wait for the answer in flight; never hold more than one more request.
-            if len(self._buffer) > MAX_HEAD_BYTES + self._max_body:
-                self._held = True
-                self._update_reading()
-            return
-        self._advance()
+            self._hold_if_full()  # pipelined requests wait for the answer in flight
+
+    def _hold_if_full(self) -> None:
+        """Stop reading while more than one more request is buffered; read again once it is not."""
+        held = len(self._buffer) > MAX_HEAD_BYTES + self._max_body
+        if held != self._held:
+            self._held = held
+            self._update_reading()
 
     def eof_received(self) -> bool | None:
         if self._state == _ANSWERING:
@@ -355,11 +360,11 @@ class RawEventConnection(asyncio.Protocol):
             transport.close()
             return
         self._state, self._head = _READING, None
-        if self._held:
-            self._held = False
-            self._update_reading()
         self._expect_by(self._idle_timeout)
         self._advance()
+        # Only now: resuming before the buffered requests were taken let a client that never reads
+        # its answers add a read (up to 256 KiB) per answer, without bound.
+        self._hold_if_full()
 
     # -- handing over, timers ------------------------------------------------------------------
     def _hand_off(self) -> None:
@@ -375,6 +380,8 @@ class RawEventConnection(asyncio.Protocol):
         handler = self._aiohttp_handler()
         transport.set_protocol(handler)
         handler.connection_made(transport)
+        if self._write_blocked:  # the transport will not say it again: aiohttp's writes must wait
+            handler.pause_writing()
         if not self._reading:
             transport.resume_reading()
         data, self._buffer = bytes(self._buffer), bytearray()

@@ -25,7 +25,7 @@ from producer.intake import (
     read_json_value,
     wire_record,
 )
-from producer.limits import read_body
+from producer.limits import read_body, refuse_content_encoding
 from producer.query import only_known_parameters
 from producer.readiness import PUT_FAILURE_WINDOW_SECONDS, Readiness
 from producer.state import BATCHER, CALLER, HEALTH_CLIENT, OPENAPI, READINESS, SETTINGS, TOKENS
@@ -52,6 +52,7 @@ async def read_json_body(request: web.Request) -> bytes:
     """The body's bytes, or the precise 400/408/413/415 that tells the client what to fix."""
     if request.content_type != _JSON:
         raise ApiError(415, f"Content-Type must be application/json, not {request.content_type or 'missing'}")
+    refuse_content_encoding(request)
     settings = request.app[SETTINGS]
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -165,7 +166,7 @@ async def accept_events(
     without a model built and validated per event (2.7 µs each, docs/performance.md step four)."""
     now = datetime.now(UTC)
     items = _batch_events(raw, now)
-    charge(app, caller, len(items) - 1, "/events")  # authentication charged one already
+    charge(app, caller, len(items) - 1, "/events", charged=1)  # authentication charged one
     received_at = iso_time(now)
     batcher = app[BATCHER]
     results: list[dict[str, Any]] = []

@@ -7,6 +7,9 @@
   finished its headers within ``keepalive_timeout`` is disconnected.
 - Slow bodies: aiohttp has no body timeout; ``read_body`` puts a deadline on reading it (408), and
   ``client_max_size`` (the app's MAX_BODY_BYTES) caps its size (413).
+- Compressed bodies: none. aiohttp would inflate a ``Content-Encoding`` body as it arrives (for the
+  anonymous webhook route too: a decompression bomb to parse before the signature is checked), and
+  no client of this API compresses (GitHub, the CI scripts); ``refuse_content_encoding`` answers 415.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from aiohttp import web
 from devops_core.settings import Settings
 from producer.errors import ApiError
 
-__all__ = ["MAX_FIELD_SIZE", "MAX_HEADERS", "MAX_LINE_SIZE", "body_deadline", "read_body", "server_kwargs"]
+__all__ = [
+    "MAX_FIELD_SIZE",
+    "MAX_HEADERS",
+    "MAX_LINE_SIZE",
+    "body_deadline",
+    "read_body",
+    "refuse_content_encoding",
+    "server_kwargs",
+]
 
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
@@ -34,12 +45,23 @@ LINGERING_SECONDS = 2.0
 def server_kwargs(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``web.run_app`` / ``AppRunner`` / ``TestServer`` (one source of truth)."""
     return {
+        "auto_decompress": False,  # bodies are read as sent; a Content-Encoding is refused (415)
         "max_line_size": MAX_LINE_SIZE,
         "max_field_size": MAX_FIELD_SIZE,
         "max_headers": MAX_HEADERS,
         "keepalive_timeout": settings.keepalive_timeout_seconds,
         "lingering_time": LINGERING_SECONDS,
     }
+
+
+def refuse_content_encoding(request: web.BaseRequest) -> None:
+    """ApiError 415 for a body with a ``Content-Encoding`` other than identity (before it is read)."""
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        raise ApiError(
+            415,
+            "Content-Encoding is not supported; send the body uncompressed (no Content-Encoding header)",
+        )
 
 
 @contextlib.asynccontextmanager

@@ -27,6 +27,8 @@ def token_key(token: str) -> str:
 class _Bucket:
     tokens: float
     updated: float
+    refused: int = 0  # refusals not yet reported in a log line
+    reported: float = float("-inf")  # when the last one was
 
 
 class RateLimiter:
@@ -42,15 +44,16 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
-    def take(self, key: str, cost: int = 1) -> float:
+    def take(self, key: str, cost: int = 1, *, charged: int = 0) -> float:
         """Charge ``cost`` events to ``key``; 0.0 when allowed, else seconds until it would be.
 
-        A cost above the burst is charged as the burst, so a maximal batch can always pass
+        ``charged`` events of the same request were taken already (authentication takes one): a
+        request above the burst is charged as the burst in all, so a maximal batch can always pass
         once the bucket is full. Nothing is charged when the answer is "wait".
         """
         if not self.enabled or cost <= 0:
             return 0.0
-        cost = min(cost, self.burst)
+        cost = max(0, min(cost, self.burst - charged))
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -61,6 +64,18 @@ class RateLimiter:
             bucket.tokens -= cost
             return 0.0
         return (cost - bucket.tokens) / self.rate
+
+    def refusals_to_report(self, key: str, every_seconds: float = 1.0) -> int:
+        """Count a refusal of ``key``; the refusals to report in a log line now (at most one line per
+        token per ``every_seconds``: a client ignoring its 429s would otherwise write one per request),
+        else 0."""
+        bucket = self._buckets[key]  # a refusal follows a take(), which made the bucket
+        bucket.refused += 1
+        now = self._clock()
+        if now - bucket.reported < every_seconds:
+            return 0
+        count, bucket.refused, bucket.reported = bucket.refused, 0, now
+        return count
 
     @staticmethod
     def retry_after(wait: float) -> str:

@@ -34,7 +34,7 @@ from producer.github.parsers import (
 )
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
 from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, Verifier
-from producer.limits import body_deadline
+from producer.limits import body_deadline, refuse_content_encoding
 from producer.state import BATCHER, SECRET_READS, SETTINGS
 
 __all__ = [
@@ -134,6 +134,7 @@ async def github_webhook(request: web.Request) -> web.Response:
             detail += f" ({store.last_error})"
         raise ApiError(503, detail, error="not_configured", headers=_RETRY_AFTER)
     # Everything that needs no body is checked before a byte of it is read (and held).
+    refuse_content_encoding(request)
     header = _signature_header(request)
     delivery = _delivery(request)
     log = {"delivery": delivery.id, "github_event": delivery.event}

@@ -71,6 +71,32 @@ def test_token_bucket_refills_at_the_rate_up_to_the_burst() -> None:
     assert RateLimiter(rate=0, burst=1).take("a", 10**6) == 0  # rate 0: off
 
 
+def test_a_request_above_the_burst_passes_once_the_bucket_is_full() -> None:
+    """Authentication takes 1, then a /events batch its other events: a batch above the burst was
+    charged the burst on top of that 1, so with a burst of 3 a 4-event batch could never pass."""
+    now = [0.0]
+    limiter = RateLimiter(rate=1, burst=3, clock=lambda: now[0])
+    assert limiter.take("a", 1) == 0  # authentication
+    assert limiter.take("a", 3, charged=1) == 0  # the batch's 3 other events: the burst in all
+    assert limiter.take("a", 1) > 0
+    now[0] = 3.0
+    assert limiter.take("a", 1) == 0
+    assert limiter.take("a", 499, charged=1) == 0
+
+
+def test_refusals_are_logged_once_per_token_per_second_with_their_count() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=0.01, burst=1, clock=lambda: now[0])
+    limiter.take("a", 1)
+    reported = []
+    for step in range(30):  # 30 refusals over 1.5 s
+        now[0] = step * 0.05
+        assert limiter.take("a", 5) > 0
+        reported.append(limiter.refusals_to_report("a"))
+    assert [count for count in reported if count] == [1, 20]
+    assert sum(reported) + limiter._buckets["a"].refused == 30
+
+
 def test_token_key_is_a_short_hash_not_the_token() -> None:
     assert token_key("secret-token") == token_key("secret-token")
     assert "secret" not in token_key("secret-token")
