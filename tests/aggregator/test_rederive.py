@@ -65,6 +65,26 @@ def test_facts_of_an_older_definition_are_derived_again_and_a_second_run_changes
     assert lines[-1]["days_changed"] == 0
 
 
+def test_a_store_indexed_before_implicit_services_lists_them_after_a_run(
+    stack: Stack, new_aggregator: AggregatorFactory
+) -> None:
+    """Stores written before 2026-11-29 index only the services events named; after the run the
+    repository's own name (events naming none) is a service the filter finds."""
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    aggregator = new_aggregator(clock=lambda: now)
+    aggregator.handle([make_event("deploy", at=now - timedelta(days=2))])
+    db, table = aggregator.store._db, stack.settings.aggregator_state_table
+    for key in ({"pk": "services", "sk": "demo"}, {"pk": "svc#demo", "sk": "demo"}):  # as older code left it
+        db.delete_item(TableName=table, Key={name: {"S": value} for name, value in key.items()})
+    model = new_aggregator(clock=lambda: now).read_model
+    assert not model.known(Scope("service", "demo"), model.store.repos())
+
+    code, _, stderr = rederive(stack)
+    assert code == 0, stderr
+    assert model.known(Scope("service", "demo"), model.store.repos())
+    assert model.names()[1] == ["demo"]
+
+
 def test_an_unknown_repository_is_refused_with_its_name(stack: Stack) -> None:
     code, _, stderr = rederive(stack, "--repo", "no-such-repo")
     assert code == 2
