@@ -4,7 +4,10 @@ never be handled, and where it was in the stream.
 Both KCL applications park here what can never succeed (a record that does not decode, an event a
 sink refuses for good, an event_id already taken by a different event), so the batch can be
 checkpointed and nothing is dropped silently. Each message body is one ``DeadLetter`` JSON document;
-the record is kept verbatim (UTF-8 text, or base64 when it is not UTF-8), cut to fit SQS's 256 KiB.
+the record is kept verbatim (UTF-8 text, or base64 when it is not UTF-8), cut so that the message as
+sent (JSON, escapes included) fits SQS's 256 KiB, and batches are cut to fit it in total too. (The cut
+was by characters once: a 1 MiB record of control bytes, each escaped to six, made a 1.2 MB message
+that SQS refused on every retry, and the shard stopped.)
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-__all__ = ["MAX_RECORD_CHARS", "DeadLetter", "DeadLetterQueue"]
+__all__ = ["MAX_MESSAGE_BYTES", "DeadLetter", "DeadLetterQueue"]
 
 logger = logging.getLogger(__name__)
 
-MAX_RECORD_CHARS = 200_000  # leaves room for the envelope inside SQS's 262,144-byte limit
+# SQS's limit for one message and for a whole batch, as queues are created by default (a queue may
+# allow 1 MiB; the smaller limit fits every queue).
+MAX_MESSAGE_BYTES = 262_144
 _SQS_BATCH = 10
 
 
@@ -47,14 +52,17 @@ class DeadLetter(BaseModel):
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(data).decode("ascii"), "base64"
-        truncated = len(text) > MAX_RECORD_CHARS
-        return cls(
-            record=text[:MAX_RECORD_CHARS],
-            record_encoding=encoding,
-            record_truncated=truncated,
-            reason=str(fields.pop("reason"))[:4000],
-            **fields,
-        )
+        letter = cls(record=text, record_encoding=encoding, reason=str(fields.pop("reason"))[:4000], **fields)
+        size = len(letter.body())
+        while size > MAX_MESSAGE_BYTES and letter.record:  # cut in proportion to the escapes' cost
+            keep = int(len(letter.record) * (MAX_MESSAGE_BYTES - 2048) / size)
+            letter = letter.model_copy(update={"record": letter.record[:keep], "record_truncated": True})
+            size = len(letter.body())
+        return letter
+
+    def body(self) -> bytes:
+        """The message body as SQS gets it."""
+        return self.model_dump_json().encode("utf-8")
 
 
 class DeadLetterQueue:
@@ -78,10 +86,9 @@ class DeadLetterQueue:
             logger.warning("dead-letter queue unavailable", extra={"error": str(error)[:300]})
             return list(letters)
         unsent: list[DeadLetter] = []
-        for start in range(0, len(letters), _SQS_BATCH):
-            chunk = list(letters[start : start + _SQS_BATCH])
+        for chunk in _batches(letters):
             entries = [
-                {"Id": str(i), "MessageBody": letter.model_dump_json()} for i, letter in enumerate(chunk)
+                {"Id": str(i), "MessageBody": letter.body().decode("utf-8")} for i, letter in enumerate(chunk)
             ]
             try:
                 response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
@@ -108,3 +115,17 @@ class DeadLetterQueue:
                         },
                     )
         return unsent
+
+
+def _batches(letters: Sequence[DeadLetter]) -> list[list[DeadLetter]]:
+    """Letters in order, at most ten and ``MAX_MESSAGE_BYTES`` in all per SendMessageBatch call."""
+    batches: list[list[DeadLetter]] = []
+    size = 0
+    for letter in letters:
+        length = len(letter.body())
+        if not batches or len(batches[-1]) == _SQS_BATCH or size + length > MAX_MESSAGE_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(letter)
+        size += length
+    return batches

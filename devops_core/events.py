@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -39,6 +40,7 @@ from pydantic import (
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
@@ -239,7 +241,7 @@ class WireCommit(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    sha: str
+    sha: Sha
     time: EventTime | None = None
 
     @field_serializer("time")
@@ -424,28 +426,46 @@ def parse_client_body(body: Any, *, now: datetime | None = None, trusted_source:
 
 
 class DevOpsEvent(BaseModel):
-    """A record on the Kinesis stream; the single normalized event every component reads."""
+    """A record on the Kinesis stream; the single normalized event every component reads.
+
+    It holds every bound the gateway checks (sizes, names, times relative to the receive time), so a
+    record that another writer to the stream put there without them is poison, dead-lettered at
+    decoding: a year-9999 time, 900 KB of metadata or a 3,000-character team once stalled a shard
+    for good, each failing a store on every retry."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_: int = Field(default=SCHEMA_VERSION, alias="schema")
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Identifier
     time: EventTime
     repo: str = Field(min_length=1, max_length=140, pattern=REPO_PATTERN)
     event: EventType
-    metadata: str = ""
-    source: str = "api"
+    metadata: Annotated[str, AfterValidator(_check_metadata_size)] = ""
+    source: str = Field(default="api", min_length=1, max_length=100, pattern=NAME_PATTERN)
     received_at: EventTime
-    sha: str | None = None
-    before: str | None = None
-    environment: str | None = None
+    sha: Sha | None = None
+    before: Sha | None = None
+    environment: Name | None = None
     outcome: Outcome | None = None
     remediation: Remediation | None = None
-    deployment_id: str | None = None
-    incident_id: str | None = None
-    commits: tuple[WireCommit, ...] | None = None
-    team: str | None = None
-    service: str | None = None
+    deployment_id: Identifier | None = None
+    incident_id: Identifier | None = None
+    commits: tuple[WireCommit, ...] | None = Field(default=None, max_length=MAX_COMMITS)
+    team: Name | None = None
+    service: Name | None = None
+
+    @model_validator(mode="after")
+    def _plausible(self) -> DevOpsEvent:
+        """Times as the gateway bounds them, measured from the receive time (so a replay decodes as
+        the first reading did); internal events only from the aggregator."""
+        if self.received_at - datetime.now(UTC) > MAX_FUTURE_SKEW:
+            raise ValueError("received_at is in the future; a record's receive time is the gateway's clock")
+        for when in (self.time, *(c.time for c in self.commits or () if c.time is not None)):
+            _check_time(when, self.received_at)
+        if self.event.is_internal and self.source != "aggregator":
+            who = f"source {self.source!r}"
+            raise ValueError(f"{self.event.value} is the aggregator's event; {who} may not send it")
+        return self
 
     @field_validator("schema_")
     @classmethod

@@ -131,11 +131,17 @@ class ReadModel:
         teams = sorted(set(self.teams.teams()) | set(self.store.names(Keys.TEAMS)))
         return teams, self.store.names(Keys.SERVICES), self.store.names(Keys.ENVIRONMENTS)
 
-    def known(self, scope: Scope, repos: Mapping[str, RepoInfo]) -> bool:
-        """Has the scope any stored event (so a 404 can say so, and an empty scope shows no level)?"""
+    def known(
+        self,
+        scope: Scope,
+        repos: Mapping[str, RepoInfo],
+        members: Mapping[str, Callable[[FactKey], bool]] | None = None,
+    ) -> bool:
+        """Has the scope any stored event (so a 404 can say so, and an empty scope shows no level)?
+        ``members``: the scope's, when the caller has them already."""
         if scope.kind == "all":
             return True
-        return any(repo in repos for repo in self.members(scope, repos))
+        return any(repo in repos for repo in (members if members is not None else self.members(scope, repos)))
 
     def metrics(
         self,

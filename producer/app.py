@@ -20,6 +20,7 @@ from producer.dashboard import setup_dashboard
 from producer.errors import error_middleware
 from producer.github import setup_github_webhooks
 from producer.handlers import MAX_BATCH_EVENTS, setup_routes
+from producer.log_throttle import LogThrottle
 from producer.metrics_api import setup_metrics
 from producer.openapi import build_openapi
 from producer.rate_limit import RateLimiter
@@ -28,6 +29,7 @@ from producer.state import (
     BATCHER,
     HEALTH_CLIENT,
     KINESIS_CLIENT,
+    LOG_THROTTLE,
     OPENAPI,
     RATE_LIMITER,
     READINESS,
@@ -136,6 +138,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app[LOG_THROTTLE] = LogThrottle()
     app[OPENAPI] = build_openapi(max_body_bytes=settings.max_body_bytes, max_batch=MAX_BATCH_EVENTS)
     app.cleanup_ctx.extend([_aws_clients, _token_store, _batcher, _readiness])
     app.on_shutdown.append(_stop_lingering)

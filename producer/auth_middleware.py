@@ -14,7 +14,7 @@ from aiohttp import web
 
 from producer.errors import ApiError, Handler
 from producer.rate_limit import RateLimiter, token_key
-from producer.state import CALLER, RATE_LIMITER, TOKENS
+from producer.state import CALLER, LOG_THROTTLE, RATE_LIMITER, TOKENS
 
 __all__ = [
     "PUBLIC_PATHS",
@@ -49,7 +49,7 @@ def authenticate(request: web.Request) -> None:
     """The bearer-token check and the first event's rate-limit charge (ApiError 401/429/503); nothing
     for public and self-authenticated routes. The raw event routes (producer/fast_http.py) do the same
     with ``bearer_caller`` and ``charge``."""
-    if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS or request.method == "OPTIONS":
+    if is_public(request.path) or request.path in SELF_AUTHENTICATED_PATHS:
         return
     caller = bearer_caller(request.app, request.headers.get("Authorization", ""))
     request[CALLER] = caller
@@ -87,7 +87,7 @@ def charge(app: web.Application, caller: str, cost: int, path: str, *, charged: 
     wait = limiter.take(caller, cost, charged=charged)
     if wait:
         retry_after = RateLimiter.retry_after(wait)
-        if refused := limiter.refusals_to_report(caller):
+        if refused := app[LOG_THROTTLE].due(f"rate limited {caller}"):
             logger.warning(
                 "rate limited",
                 extra={"token_key": caller, "path": path, "cost": cost, "wait_s": wait, "refused": refused},

@@ -24,6 +24,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",
+    412: "precondition_failed",
     413: "payload_too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from devops_core.dora.history import derive
-from devops_core.dora.model import Window, day_of
+from devops_core.dora.model import FactKey, Window, day_of
 from devops_core.events import REPO_ALL
 from devops_core.metrics_read import ReadModel, Scope, ScopeMetrics
 from devops_core.metrics_store import RepoInfo
@@ -111,10 +111,25 @@ class MetricsReader:
     async def repos(self) -> dict[str, RepoInfo]:
         return await self._cached(("#repos",), self.model.store.repos)
 
+    async def _members(
+        self, scope: Scope, repos: dict[str, RepoInfo]
+    ) -> dict[str, Callable[[FactKey], bool]] | None:
+        """A team's or a service's repos (None for ALL and a repo), read in a thread and cached: the
+        index queries once ran on the event loop, stalling every request behind them. A name no
+        stored event or teams file gives is answered without a read (and without a cache entry)."""
+        if scope.kind not in ("team", "service"):
+            return None
+        teams, services, _ = await self._cached(("#names",), self.model.names)
+        if scope.name not in (teams if scope.kind == "team" else services):
+            return {}
+        return await self._cached(
+            ("#members", scope.kind, scope.name), lambda: self.model.members(scope, repos)
+        )
+
     async def scope(self, scope: Scope, days: int, environment: str | None = None) -> RepoMetrics | None:
         """A scope's metrics; None when it has no stored event at all."""
         repos = await self.repos()
-        if not self.model.known(scope, repos):
+        if not self.model.known(scope, repos, await self._members(scope, repos)):
             return None
         return await self._cached(
             (scope.kind, scope.name, str(days), environment or ""),
@@ -135,8 +150,8 @@ class MetricsReader:
         first = day_of(self._clock()) - timedelta(days=days - 1)
         in_window = sorted(repo for repo, info in repos.items() if any(day >= first for day in info.days))
         head = Scope("team", team) if team else Scope("service", service) if service else Scope.all()
-        if head.kind != "all":
-            members = self.model.members(head, repos)
+        members = await self._members(head, repos)
+        if members is not None:
             in_window = [repo for repo in in_window if repo in members]
         found = await asyncio.gather(
             self.scope(head, days, environment),

@@ -27,8 +27,6 @@ def token_key(token: str) -> str:
 class _Bucket:
     tokens: float
     updated: float
-    refused: int = 0  # refusals not yet reported in a log line
-    reported: float = float("-inf")  # when the last one was
 
 
 class RateLimiter:
@@ -64,18 +62,6 @@ class RateLimiter:
             bucket.tokens -= cost
             return 0.0
         return (cost - bucket.tokens) / self.rate
-
-    def refusals_to_report(self, key: str, every_seconds: float = 1.0) -> int:
-        """Count a refusal of ``key``; the refusals to report in a log line now (at most one line per
-        token per ``every_seconds``: a client ignoring its 429s would otherwise write one per request),
-        else 0."""
-        bucket = self._buckets[key]  # a refusal follows a take(), which made the bucket
-        bucket.refused += 1
-        now = self._clock()
-        if now - bucket.reported < every_seconds:
-            return 0
-        count, bucket.refused, bucket.reported = bucket.refused, 0, now
-        return count
 
     @staticmethod
     def retry_after(wait: float) -> str:

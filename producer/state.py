@@ -9,6 +9,7 @@ from aiohttp import web
 from devops_core.settings import Settings
 from producer.auth import TokenStore
 from producer.batcher import KinesisBatcher
+from producer.log_throttle import LogThrottle
 from producer.metrics_reader import MetricsReader
 from producer.rate_limit import RateLimiter
 from producer.readiness import Readiness
@@ -19,6 +20,7 @@ __all__ = [
     "CALLER",
     "HEALTH_CLIENT",
     "KINESIS_CLIENT",
+    "LOG_THROTTLE",
     "METRICS_READER",
     "OPENAPI",
     "RATE_LIMITER",
@@ -37,6 +39,7 @@ OPENAPI = web.AppKey("openapi", dict)
 READINESS = web.AppKey("readiness", Readiness)
 SECRET_READS = web.AppKey("secret_reads", SharedSecretReads)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+LOG_THROTTLE = web.AppKey("log_throttle", LogThrottle)
 # Per request: the hash naming the caller's token (never the token itself).
 CALLER = web.RequestKey("caller", str)
 METRICS_READER = web.AppKey("metrics_reader", MetricsReader)

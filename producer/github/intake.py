@@ -4,10 +4,11 @@ Until the HMAC is checked a delivery is anonymous, and the route must hold its b
 covers the whole body, and GitHub's limit is far above the API's 1 MiB). Two things bound what an
 unauthenticated client can make the gateway hold:
 
-- ``UnverifiedBytes``: one budget of bytes for all bodies not yet verified, per gateway process. A
-  delivery that announces more than is left (``Content-Length``) is refused with a 503 before a single
-  byte is read; a chunked one is refused as soon as it grows past what is left. The bytes go back to
-  the budget once the signature is checked (either way) or the request ends.
+- ``UnverifiedBytes``: one budget of bytes for all bodies not yet verified, per gateway process,
+  charged as the bytes arrive: a delivery is refused with a 503 as soon as its body grows past what is
+  left. (Reserving the announced ``Content-Length`` up front let four idle connections announcing
+  10 MiB each hold the whole budget for the body deadline, and every genuine delivery got a 503.)
+  The bytes go back to the budget once the signature is checked (either way) or the request ends.
 - The HMAC is computed while the body streams in (``Verifier``), so the unverified bytes are held
   once, as the received chunks, and joined only after the signature matched.
 
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from producer.errors import ApiError
 from producer.github.signature import Verifier
+from producer.state import LOG_THROTTLE
 
 __all__ = ["SignedBody", "UnverifiedBytes", "read_signed_body"]
 
@@ -71,15 +73,17 @@ class _Hold:
 
     def grow(self, size: int, request: web.Request) -> None:
         if not self._budget.take(size):
-            logger.warning(
-                "github webhook refused: unverified bytes budget exhausted",
-                extra={
-                    "remote": request.remote,
-                    "content_length": request.content_length,
-                    "unverified_bytes": self._budget.in_use,
-                    "limit": self._budget.limit,
-                },
-            )
+            if refused := request.app[LOG_THROTTLE].due("github webhook budget exhausted"):
+                logger.warning(
+                    "github webhook refused: unverified bytes budget exhausted",
+                    extra={
+                        "remote": request.remote,
+                        "content_length": request.content_length,
+                        "unverified_bytes": self._budget.in_use,
+                        "limit": self._budget.limit,
+                        "refused": refused,
+                    },
+                )
             raise ApiError(
                 503,
                 "the gateway is receiving too many unverified webhook deliveries at once; redeliver later",
@@ -116,16 +120,13 @@ async def read_signed_body(
     announced = request.content_length
     if announced is not None and announced > limit:
         raise ApiError(413, f"delivery is {announced} bytes; the limit is {limit}", close=True)
-    if announced is not None:
-        hold.grow(announced, request)  # all or nothing, before a byte is read
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.content.iter_chunked(_CHUNK):
         received += len(chunk)
         if received > limit:
             raise ApiError(413, f"delivery is larger than {limit} bytes", close=True)
-        if announced is None:
-            hold.grow(len(chunk), request)
+        hold.grow(len(chunk), request)
         verifier.update(chunk)
         chunks.append(chunk)
     return SignedBody(chunks, verifier)

@@ -81,11 +81,19 @@ class Delivery:
     received_at: datetime
 
 
+_REASON_CHARS = 300
+
+
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """The delivery is valid but maps to no DevOps event; ``reason`` is shown to the sender."""
+    """The delivery is valid but maps to no DevOps event; ``reason`` is shown to the sender and logged,
+    so it is cut to ``_REASON_CHARS`` (it quotes payload values: a 5 MB state was a 5 MB answer)."""
 
     reason: str
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > _REASON_CHARS:
+            object.__setattr__(self, "reason", self.reason[:_REASON_CHARS] + "…")
 
 
 class PayloadError(ValueError):

@@ -35,7 +35,7 @@ from producer.github.parsers import (
 from producer.github.secret import SECRET_KEY, WebhookSecretStore
 from producer.github.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, Verifier
 from producer.limits import body_deadline, refuse_content_encoding
-from producer.state import BATCHER, SECRET_READS, SETTINGS
+from producer.state import BATCHER, LOG_THROTTLE, SECRET_READS, SETTINGS
 
 __all__ = [
     "DELIVERIES",
@@ -90,7 +90,9 @@ def _decode(request: web.Request, body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
         if request.content_type == "application/x-www-form-urlencoded":
-            text = urllib.parse.parse_qs(text, keep_blank_values=True).get("payload", [""])[0]
+            # GitHub sends one field, payload=; more is refused before parse_qs walks them all.
+            fields = urllib.parse.parse_qs(text, keep_blank_values=True, max_num_fields=1)
+            text = fields.get("payload", [""])[0]
         if not text.strip():
             raise ApiError(400, "the delivery carries no payload", error="malformed_json")
         return json.loads(text)
@@ -148,7 +150,9 @@ async def github_webhook(request: web.Request) -> web.Response:
                 hold=hold,
             )
         if not signed.matches(header):
-            logger.warning("github webhook signature mismatch", extra={**log, "remote": request.remote})
+            if refused := app[LOG_THROTTLE].due("github webhook signature mismatch"):  # anyone can cause it
+                extra = {**log, "remote": request.remote, "refused": refused}
+                logger.warning("github webhook signature mismatch", extra=extra)
             raise ApiError(401, f"{SIGNATURE_HEADER} does not match the body signed with the webhook secret")
     body = signed.join()
 
@@ -173,6 +177,9 @@ async def github_webhook(request: web.Request) -> web.Response:
         raise ApiError(422, describe_validation_error(exc)) from None
     except PayloadError as exc:
         raise ApiError(422, exc.details) from None
+    except UnicodeEncodeError:  # a \ud800-style escape without its pair: JSON allows it, Unicode not
+        reason = "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), which is not text"
+        raise ApiError(422, [{"field": "body", "reason": reason}]) from None
     if isinstance(outcome, Ignored):
         logger.info("github delivery ignored", extra={**log, "reason": outcome.reason})
         return _answer(WebhookResponse(status="ignored", reason=outcome.reason, delivery=delivery.id), 202)

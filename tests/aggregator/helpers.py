@@ -31,8 +31,8 @@ def make_event(
             "time": moment,
             "repo": repo,
             "event": EventType(event),
-            "source": "test",
-            "received_at": received_at or NOW,
+            "source": "aggregator" if EventType(event).is_internal else "test",
+            "received_at": received_at or max(NOW, moment),  # received when it happened, at the latest
             "sha": sha,
             **fields,
         }

@@ -147,6 +147,50 @@ def test_wire_record_rejects_unknown_schema_version() -> None:
         )
 
 
+WIRE = {
+    "event_id": "e-1",
+    "time": "2026-01-01T00:00:00Z",
+    "repo": "r",
+    "event": "deploy",
+    "received_at": "2026-01-01T00:00:05Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason_part"),
+    [
+        ({"time": "9999-12-31T23:59:59Z"}, "future"),
+        ({"time": "1970-01-01T00:00:00Z"}, "before 2000"),
+        ({"received_at": "2999-01-01T00:00:00Z", "time": "2999-01-01T00:00:00Z"}, "received_at"),
+        ({"metadata": "x" * 900_000}, "metadata is 900000 bytes"),
+        ({"team": "t" * 3000}, "at most 100"),
+        ({"service": "bad\u0000name"}, "pattern"),
+        ({"environment": "e" * 101}, "at most 100"),
+        ({"event_id": "has spaces"}, "pattern"),
+        ({"sha": "not-hex"}, "pattern"),
+        ({"commits": [{"sha": "abcdef1", "time": "9999-01-01T00:00:00Z"}]}, "future"),
+        ({"event": "calc_deployment_freq", "source": "api"}, "the aggregator's event"),
+        ({"source": "x" * 101}, "at most 100"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_a_record_without_the_gateways_bounds_is_refused_at_decoding(
+    change: dict[str, object], reason_part: str
+) -> None:
+    """Records another writer put on the stream without the gateway's checks: each once failed a
+    store on every retry and stalled its shard; refused here, they are dead-lettered as poison."""
+    with pytest.raises(ValidationError) as refused:
+        DevOpsEvent.from_record_data(json.dumps({**WIRE, **change}))
+    assert reason_part in str(refused.value)
+
+
+def test_the_aggregators_own_metric_events_and_replays_decode() -> None:
+    metric = {**WIRE, "event": "calc_deployment_freq", "source": "aggregator", "repo": "ALL"}
+    assert DevOpsEvent.from_record_data(json.dumps(metric)).source == "aggregator"
+    late = {**WIRE, "time": "2026-01-01T00:14:00Z"}  # within the skew of its receive time, years ago
+    assert DevOpsEvent.from_record_data(json.dumps(late)).time.minute == 14
+
+
 def test_internal_events_are_known_to_readers() -> None:
     assert EventType("calc_deployment_freq").is_internal
     assert not EventType.DEPLOY.is_internal

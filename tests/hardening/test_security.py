@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from producer.app import create_app
 from producer.auth_middleware import PUBLIC_PATHS, PUBLIC_PREFIXES, SELF_AUTHENTICATED_PATHS, is_public
+from producer.log_throttle import LogThrottle
 from producer.rate_limit import RateLimiter, token_key
 from tests.hardening.conftest import start_gateway_process
 from tests.producer.conftest import bearer, open_gateway
@@ -84,17 +85,16 @@ def test_a_request_above_the_burst_passes_once_the_bucket_is_full() -> None:
     assert limiter.take("a", 499, charged=1) == 0
 
 
-def test_refusals_are_logged_once_per_token_per_second_with_their_count() -> None:
+def test_a_refusal_is_logged_once_per_kind_per_second_with_its_count() -> None:
+    """A client ignoring its 429s, or anyone sending unsigned webhooks, wrote one warning per request."""
     now = [0.0]
-    limiter = RateLimiter(rate=0.01, burst=1, clock=lambda: now[0])
-    limiter.take("a", 1)
+    throttle = LogThrottle(clock=lambda: now[0])
     reported = []
     for step in range(30):  # 30 refusals over 1.5 s
         now[0] = step * 0.05
-        assert limiter.take("a", 5) > 0
-        reported.append(limiter.refusals_to_report("a"))
-    assert [count for count in reported if count] == [1, 20]
-    assert sum(reported) + limiter._buckets["a"].refused == 30
+        reported.append(throttle.due("rate limited abc"))
+    assert [count for count in reported if count] == [1, 20]  # 0 s: the first; 1 s: the 20 since
+    assert throttle.due("another kind") == 1  # kinds are counted apart
 
 
 def test_token_key_is_a_short_hash_not_the_token() -> None:

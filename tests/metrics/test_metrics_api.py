@@ -4,6 +4,7 @@ own repository filled on the real (moto) DynamoDB."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -261,6 +262,24 @@ async def test_dashboard_and_its_assets_are_public_but_nothing_else_under_them(g
     assert is_public("/dashboard/static/dashboard.js")
 
 
+async def test_dashboard_files_answer_conditions_and_ranges_in_json_or_in_full(gateway: TestClient) -> None:
+    """aiohttp's file response answered an unsatisfiable Range (416) and a failed If-Match (412) with
+    an empty body; errors are JSON, and a Range is served as the whole file."""
+    first = await gateway.get("/dashboard/static/dashboard.js")
+    etag = first.headers["ETag"]
+    whole = await first.read()
+    cached = await gateway.get("/dashboard/static/dashboard.js", headers={"If-None-Match": etag})
+    assert (cached.status, cached.headers["ETag"]) == (304, etag)
+    ranged = await gateway.get("/dashboard", headers={"Range": "bytes=999999999-"})
+    assert ranged.status == 200
+    assert "<title>DORA metrics</title>" in await ranged.text()
+    stale = await gateway.get("/dashboard/static/dashboard.js", headers={"If-Match": '"another"'})
+    assert (stale.status, stale.content_type) == (412, "application/json")
+    assert (await stale.json())["error"] == "precondition_failed"
+    same = await gateway.get("/dashboard/static/dashboard.js", headers={"If-Match": etag})
+    assert (same.status, await same.read()) == (200, whole)
+
+
 async def test_a_repo_seen_40_days_ago_is_listed_for_90_days_and_never_a_404(
     gateway: TestClient, stack: Stack, now: datetime
 ) -> None:
@@ -340,6 +359,32 @@ async def test_an_environment_no_event_names_is_a_404_and_costs_no_read(
         assert status == 404, path
         assert "no deployment or incident of environment" in body["detail"]
     assert {key[0] for key in loads} <= {"#names", "#repos"}
+
+
+async def test_team_and_service_lookups_never_run_on_the_event_loop(
+    gateway: TestClient, stack: Stack, seeded: datetime
+) -> None:
+    """The index queries behind ?team= and ?service= ran on the event loop: 20 clients asking for
+    made-up teams held /healthz at 275 ms. A made-up name now costs no query; a known one runs in a
+    worker thread."""
+    store = gateway.app[METRICS_READER].model.store
+    threads: list[str] = []
+    repos_of = store.repos_of
+
+    def recording(index_pk: str) -> set[str]:
+        threads.append(threading.current_thread().name)
+        return repos_of(index_pk)
+
+    store.repos_of = recording  # type: ignore[method-assign]
+    for path in ("/metrics?team=made-up-1", "/metrics?service=made-up-2"):
+        status, body = await get(gateway, stack, path)
+        assert status == 404, path
+    assert threads == []
+    status, body = await get(gateway, stack, "/metrics?service=alpha")
+    assert status == 200
+    assert body["repos"][0]["deployment_frequency"]["count"] == 3
+    assert threads
+    assert threading.main_thread().name not in threads
 
 
 async def test_a_long_unknown_name_is_not_echoed_in_full(gateway: TestClient, stack: Stack) -> None:

@@ -78,6 +78,10 @@ async def test_missing_or_wrong_token_is_401(gateway: TestClient, stack: Stack, 
 
 async def test_unknown_paths_do_not_answer_without_a_token(gateway: TestClient) -> None:
     assert (await gateway.get("/admin")).status == 401
+    # OPTIONS was exempt from the token (no route takes it: there is no CORS), so its 405/404 told an
+    # anonymous client which paths exist.
+    for path in ("/metrics/x", "/admin", "/process-event"):
+        assert (await gateway.request("OPTIONS", path)).status == 401, path
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])

@@ -421,6 +421,58 @@ async def test_malformed_deliveries_say_why(webhook: TestClient, settings: Setti
 
 
 @pytest.mark.parametrize(
+    ("event", "mutate"),
+    [
+        ("push", lambda p: p["head_commit"].update(message="fix \ud800")),
+        ("deployment_status", lambda p: p["deployment_status"].update(environment="e" * 101 + "\ud800")),
+    ],
+    ids=["commit-message", "long-environment"],
+)
+async def test_a_lone_surrogate_in_a_signed_payload_is_a_422_not_a_500(
+    webhook: TestClient, settings: Settings, event: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    """JSON may escape half a UTF-16 pair (\\ud800); the mapping then failed to encode it: a 500."""
+    payload = json.loads(push_body()) if event == "push" else deployment()
+    mutate(payload)
+    status, body = await deliver(webhook, event, json.dumps(payload).encode())
+    assert status == 422, body
+    assert "surrogate" in body["detail"][0]["reason"]
+    assert await stream_events(settings) == []
+
+
+async def test_form_deliveries_with_more_than_the_payload_field_are_refused_at_once(
+    webhook: TestClient,
+) -> None:
+    """parse_qs walked every field on the event loop: 10 MiB of them held it 12.9 s."""
+    body = b"payload=%7B%7D" + b"&ab" * 200_000
+    request_headers = headers("ping", body)
+    request_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    response = await webhook.post(WEBHOOK_PATH, data=body, headers=request_headers)
+    assert response.status == 400
+    assert (await response.json())["error"] == "malformed_json"
+
+
+async def test_an_ignored_reason_quotes_at_most_300_characters_of_the_payload(webhook: TestClient) -> None:
+    status, body = await deliver(webhook, "deployment_status", encode(deployment("x" * 100_000)))
+    assert status == 202
+    assert body["status"] == "ignored"
+    assert len(body["reason"]) <= 301
+
+
+async def test_signature_mismatches_are_logged_once_per_second_with_their_count(
+    webhook: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can send unsigned deliveries: one warning each was 10,417 lines in 10 s."""
+    body = push_body()
+    with caplog.at_level(logging.INFO):
+        for n in range(20):
+            assert (await deliver(webhook, "push", body, secret="wrong", delivery=f"dlv-{n}"))[0] == 401
+    mismatch = [r for r in caplog.records if r.getMessage() == "github webhook signature mismatch"]
+    assert 1 <= len(mismatch) < 20
+    assert vars(mismatch[0])["refused"] == 1
+
+
+@pytest.mark.parametrize(
     ("event", "payload", "field"),
     [
         (
@@ -475,11 +527,12 @@ async def test_oversized_delivery_gets_413(settings: Settings) -> None:
     assert "2048" in body["detail"]
 
 
-async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_before_being_read(
+async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_once_they_do_not_fit(
     settings: Settings,
 ) -> None:
-    """The budget is shared by bodies not verified yet: while one delivery holds it, the next that
-    does not fit is refused at once (and the held bytes are returned whatever the outcome)."""
+    """The budget is shared by bodies not verified yet and charged as bytes arrive: while one delivery
+    holds it, the next is refused as soon as it does not fit (and the held bytes are returned whatever
+    the outcome)."""
     client = await open_gateway(
         settings.model_copy(
             update={
@@ -500,7 +553,7 @@ async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_before_bein
             + body[:-1]
         )
         await writer.drain()
-        await until(lambda: budget.in_use == len(body))
+        await until(lambda: budget.in_use == len(body) - 1)
         refused = await client.post(WEBHOOK_PATH, data=body, headers=headers("push", body))
         assert refused.status == 503
         assert refused.headers["Retry-After"] == "5"
@@ -523,6 +576,38 @@ async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_before_bein
         await client.close()
     assert (budget.in_use, budget.refused) == (0, 2)
     assert len(body) <= budget.peak <= 8192  # never more than the budget, whatever the chunking
+
+
+async def test_idle_connections_announcing_large_bodies_hold_none_of_the_budget(settings: Settings) -> None:
+    """Announcing 10+10+10+2 MiB in headers alone once reserved the whole budget for the body deadline:
+    four idle anonymous connections made every genuine delivery a 503."""
+    client = await open_gateway(
+        settings.model_copy(
+            update={
+                "github_webhook_secret": SecretStr(SECRET),
+                "github_webhook_max_body_bytes": 8192,
+                "github_webhook_unverified_bytes": 8192,
+            }
+        )
+    )
+    body = push_body()
+    idle = []
+    try:
+        for _ in range(4):
+            _, writer = await asyncio.open_connection(client.host, client.port)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers("push", body).items())
+            announced = f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: 8192\r\n\r\n"
+            writer.write(announced.encode())
+            await writer.drain()
+            idle.append(writer)
+        await asyncio.sleep(0.3)
+        assert client.app[UNVERIFIED_BYTES].in_use == 0
+        status, answer = await deliver(client, "push", body)
+        assert status == 202, answer
+    finally:
+        for writer in idle:
+            writer.close()
+        await client.close()
 
 
 def test_the_budget_must_fit_the_largest_delivery() -> None:
