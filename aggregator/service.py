@@ -152,11 +152,15 @@ class Aggregator:
     def _first_affected_day(self, events: Sequence[DevOpsEvent]) -> date:
         """The earliest day whose facts these events can change (docs/aggregator.md, recomputation):
         an event's own day, except an incident report that names its cause (opened or resolved), which
-        can make a deployment of the lookback before it a change failure."""
+        can make a deployment of the lookback before it a change failure, and a deployment with a
+        deployment_id, which can take an incident's cause over from an earlier one of that id (up to a
+        lookback before it) and so uncount that one's change failure."""
         days = []
         for event in events:
             day = day_of(event.time)
-            if event.incident_id and (event.sha or event.deployment_id):
+            if (event.incident_id and (event.sha or event.deployment_id)) or (
+                event.is_deploy and event.deployment_id
+            ):
                 day = day_of(event.time - self._config.lookback)
             days.append(day)
         return min(days)

@@ -164,3 +164,24 @@ def test_another_environment_is_counted_on_its_own_when_asked(new_aggregator: Ag
     )
     assert staging["calc_lead_time"]["median_s"] == 3600.0
     assert aggregator.read_model.names()[2] == ["staging"]
+
+
+def test_a_later_deployment_taking_over_an_incident_uncounts_the_earlier_one(
+    new_aggregator: AggregatorFactory,
+) -> None:
+    """An incident names deployment run-1: its cause is the latest production deployment of that id
+    before it. A later run-1 deployment that arrives afterwards takes the cause over; the earlier
+    deployment's day was not derived again and kept counting a change failure (2 where 1 is right;
+    found by the property test against the reference)."""
+    aggregator = new_aggregator()
+    common = {"environment": "production", "deployment_id": "run-1"}
+    aggregator.handle(
+        [
+            make_event("deploy", at=NOW - 10 * D, **common),
+            make_event("incident_opened", at=NOW - 2 * D, incident_id="INC-1", deployment_id="run-1"),
+        ]
+    )
+    assert values(aggregator, Scope.repo("demo"))["calc_change_failure_rate"]["failures"] == 1
+    aggregator.handle([make_event("deploy", at=NOW - 5 * D, **common)])
+    cfr = values(aggregator, Scope.repo("demo"))["calc_change_failure_rate"]
+    assert (cfr["deploys"], cfr["failures"]) == (2, 1)
