@@ -41,10 +41,10 @@ def seeded(stack: Stack, now: datetime) -> datetime:
     seed(
         stack,
         [
-            make_event("push", "alpha", at=now - timedelta(hours=2), sha="s1"),
-            make_event("deploy", "alpha", at=now - timedelta(hours=1), sha="s1"),  # lead 1 h, today
-            make_event("push", "alpha", at=now - 2 * day - timedelta(hours=3), sha="s2"),
-            make_event("deploy", "alpha", at=now - 2 * day, sha="s2"),  # lead 3 h, two days ago
+            make_event("push", "alpha", at=now - timedelta(hours=2), sha="5100001"),
+            make_event("deploy", "alpha", at=now - timedelta(hours=1), sha="5100001"),  # lead 1 h, today
+            make_event("push", "alpha", at=now - 2 * day - timedelta(hours=3), sha="5200002"),
+            make_event("deploy", "alpha", at=now - 2 * day, sha="5200002"),  # lead 3 h, two days ago
             make_event("deploy", "alpha", at=now - 10 * day),  # no sha: frequency only
             make_event("deploy", "org/beta", at=now - timedelta(hours=3)),
             make_event("deploy", "org/beta", at=now - timedelta(hours=2)),

@@ -149,8 +149,11 @@ async def test_anonymous_bodies_are_bounded_by_the_unverified_bytes_budget(
     assert peak - baseline < MAX_GROWTH, report
     statuses = sorted(status_of(answer) for answer in answers)
     refused = [answer for answer in answers if status_of(answer) == 503]
-    assert statuses.count(401) == len(held) == BUDGET // BODY  # 3 held in full, then refused: bad signature
-    assert len(refused) == CONNECTIONS - len(held)
+    # 3 held in full (the budget is charged as bytes arrive), then refused: bad signature. Others may
+    # have sent their bytes into kernel buffers before the gateway read and refused them.
+    assert statuses.count(401) == BUDGET // BODY
+    assert len(held) >= BUDGET // BODY
+    assert len(refused) == CONNECTIONS - BUDGET // BODY
     assert b"Retry-After: 5" in refused[0]
     assert b"too many unverified webhook deliveries" in refused[0]
     # The gateway still serves, and holds nothing anymore.
