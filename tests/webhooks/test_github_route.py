@@ -527,13 +527,9 @@ async def test_oversized_delivery_gets_413(settings: Settings) -> None:
     assert "2048" in body["detail"]
 
 
-async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_once_they_do_not_fit(
-    settings: Settings,
-) -> None:
-    """The budget is shared by bodies not verified yet and charged as bytes arrive: while one delivery
-    holds it, the next is refused as soon as it does not fit (and the held bytes are returned whatever
-    the outcome)."""
-    client = await open_gateway(
+async def small_budget_gateway(settings: Settings) -> TestClient:
+    """The webhook route with an 8 KiB body limit and unverified-bytes budget."""
+    return await open_gateway(
         settings.model_copy(
             update={
                 "github_webhook_secret": SecretStr(SECRET),
@@ -542,6 +538,15 @@ async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_once_they_d
             }
         )
     )
+
+
+async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_once_they_do_not_fit(
+    settings: Settings,
+) -> None:
+    """The budget is shared by bodies not verified yet and charged as bytes arrive: while one delivery
+    holds it, the next is refused as soon as it does not fit (and the held bytes are returned whatever
+    the outcome)."""
+    client = await small_budget_gateway(settings)
     budget = client.app[UNVERIFIED_BYTES]
     body = push_body()
     reader, writer = await asyncio.open_connection(client.host, client.port)
@@ -581,15 +586,7 @@ async def test_deliveries_beyond_the_unverified_bytes_budget_get_503_once_they_d
 async def test_idle_connections_announcing_large_bodies_hold_none_of_the_budget(settings: Settings) -> None:
     """Announcing 10+10+10+2 MiB in headers alone once reserved the whole budget for the body deadline:
     four idle anonymous connections made every genuine delivery a 503."""
-    client = await open_gateway(
-        settings.model_copy(
-            update={
-                "github_webhook_secret": SecretStr(SECRET),
-                "github_webhook_max_body_bytes": 8192,
-                "github_webhook_unverified_bytes": 8192,
-            }
-        )
-    )
+    client = await small_budget_gateway(settings)
     body = push_body()
     idle = []
     try:
