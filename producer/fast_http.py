@@ -62,7 +62,7 @@ _PREFIXES = tuple(line + b"\r\n" for line in _REQUEST_LINES)
 # tabs and obs-text (aiohttp accepts those too), ending in CRLF: no CR, LF, NUL or other control byte
 # anywhere else. One match checks the whole block (a regex call per line costs more than the split).
 _FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
-# aiohttp decodes a Content-Encoding (or refuses it with a 400); the raw route reads bodies as sent.
+# A Content-Encoding goes to aiohttp, whose route answers 415 (producer.limits: nothing is inflated).
 _NOT_RAW = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
 _JSON_TYPE = b"application/json"
 _CONTENT_TYPES = {
